@@ -1,0 +1,115 @@
+"""The ``driftgate`` command.
+
+    driftgate run [--params FILE] [-p key=value ...]   run the four notebooks into a new run folder
+    driftgate validate [--params FILE] [-p ...]         check params and data, run nothing
+    driftgate drift --baseline A --target B ...         drift report for any pair of tables
+    driftgate serve / replay                            scoring service and traffic replay
+
+User mistakes print one line and exit 2 (bad params or data) or 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from helpers.errors import DriftgateError
+
+DEFAULT_PARAMS = "params/default.yaml"
+PLUGGED_COMMANDS = ("helpers.drift_cli", "helpers.serve_cli", "helpers.ops_cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="driftgate", description="Notebook-first CI/CD for ML models.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the notebook pipeline into a new run folder")
+    _add_params_args(run)
+    run.add_argument("--steps", help="comma-separated subset of steps: investigate,drift,train,deploy")
+    run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    validate = sub.add_parser("validate", help="check params and data without running anything")
+    _add_params_args(validate)
+    validate.set_defaults(func=_cmd_validate)
+
+    index = sub.add_parser("index", help="rewrite outputs/index.html from the run folders")
+    _add_params_args(index)
+    index.set_defaults(func=_cmd_index)
+
+    for module_name in PLUGGED_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def _add_params_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=DEFAULT_PARAMS, help=f"params YAML file (default {DEFAULT_PARAMS})")
+    parser.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one parameter, e.g. -p split.test_size=0.3 (repeatable)")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from helpers.pipeline import run_pipeline
+
+    steps = [s.strip() for s in args.steps.split(",")] if args.steps else None
+    result = run_pipeline(args.params, args.overrides, steps=steps, progress=not args.no_progress)
+    print(f"run {result.run_id}: {result.status} -> {result.run_dir}")
+    if result.error:
+        print(f"driftgate: error: {result.error}", file=sys.stderr)
+        failed = next((s for s in result.steps if s["status"] == "failed"), {})
+        if failed.get("html"):
+            print(f"driftgate: the failed notebook: {result.run_dir / failed['html']}", file=sys.stderr)
+        return 1
+    deploy = result.manifest.get("summaries", {}).get("deploy", {})
+    if deploy:
+        print(f"release: {deploy.get('decision')} v{deploy.get('version')}; champion is v{deploy.get('champion')}")
+    print(f"index: {result.run_dir.parent.parent / 'index.html'}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from helpers.config import load_params
+    from helpers.data import check_params_against_data
+    from helpers.train import check_model_params
+
+    params = load_params(args.params, args.overrides)
+    frame = check_params_against_data(params)
+    check_model_params(params)
+    print(f"{args.params}: valid ({len(frame)} rows, {len(params.data.features)} features)")
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from helpers.config import load_params
+    from helpers.report import write_index
+
+    params = load_params(args.params, args.overrides)
+    print(write_index(params.outputs_dir))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, dispatch, and turn user errors into one line and an exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except DriftgateError as exc:
+        print(f"driftgate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("driftgate: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

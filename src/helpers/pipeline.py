@@ -1,0 +1,304 @@
+"""The step sequence: run folders, papermill execution, the manifest, the step context.
+
+A run is a new folder ``outputs/runs/<run_id>/`` holding the executed notebooks, their HTML,
+the step summaries (``<step>.json``) and ``manifest.json``. Notebooks talk only through
+those files: each opens a :class:`StepContext` with :func:`open_step`.
+
+Example
+-------
+>>> result = run_pipeline("params/ci.yaml")  # doctest: +SKIP
+>>> result.status, result.run_dir  # doctest: +SKIP
+('succeeded', PosixPath('outputs/runs/20261130-101500-3fa2c1'))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.config import Params, load_params
+from helpers.errors import StepFailed
+from helpers.files import read_json, write_json
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+STEPS: list[tuple[str, str]] = [
+    ("investigate", "01_investigate"),
+    ("drift", "02_drift_report"),
+    ("train", "03_train_evaluate"),
+    ("deploy", "04_deploy"),
+]
+SUMMARY_FILE = {"investigate": "investigate.json", "drift": "drift.json",
+                "train": "evaluation.json", "deploy": "deploy.json"}
+PACKAGES = ["driftgate", "papermill", "nbconvert", "pandas", "numpy", "scipy",
+            "scikit-learn", "matplotlib", "mlflow", "pyarrow", "jupyterlab"]
+INTERACTIVE = "interactive"  # run folder used when a notebook is opened by hand
+
+
+# --------------------------------------------------------------------------- step context
+
+
+@dataclass
+class StepContext:
+    """What a notebook needs: validated params, its run folder, the data, upstream summaries."""
+
+    step: str
+    params: Params
+    run_dir: Path
+    frame: pd.DataFrame
+
+    def summary_path(self, step: str | None = None) -> Path:
+        """Path of a step's JSON summary in this run folder."""
+        return self.run_dir / SUMMARY_FILE[step or self.step]
+
+    def read_summary(self, step: str) -> dict[str, Any]:
+        """An upstream step's summary; a clear error when that step has not run."""
+        path = self.summary_path(step)
+        if not path.is_file():
+            raise StepFailed(
+                f"{path}: missing; run the {step} step first (driftgate run, or its notebook)"
+            )
+        return read_json(path)
+
+    def write_summary(self, payload: dict[str, Any]) -> Path:
+        """Write this step's summary JSON atomically."""
+        return write_json(self.summary_path(), payload)
+
+    def describe(self) -> pd.DataFrame:
+        """A small table saying what this step works on."""
+        rows = {
+            "step": self.step,
+            "params file": self.params.source,
+            "params hash": self.params.params_hash[:12],
+            "run folder": str(self.run_dir),
+            "data": self.params.data.path,
+            "rows": len(self.frame),
+        }
+        return pd.DataFrame({"value": rows}).rename_axis("what")
+
+
+def open_step(step: str, params_file: str, run_dir: str = "", overrides: list[str] | None = None) -> StepContext:
+    """Load and check params and data for ``step``; pick the run folder.
+
+    An empty ``run_dir`` (a notebook opened by hand) uses ``outputs/interactive/``.
+    """
+    from helpers.data import check_params_against_data
+
+    params = load_params(_find_params(params_file), overrides)
+    frame = check_params_against_data(params)
+    folder = Path(run_dir) if run_dir else params.outputs_dir / INTERACTIVE
+    folder.mkdir(parents=True, exist_ok=True)
+    return StepContext(step=step, params=params, run_dir=folder.resolve(), frame=frame)
+
+
+def _find_params(params_file: str) -> Path:
+    """Accept a path relative to the working folder or to the repository root."""
+    path = Path(params_file)
+    if path.is_file() or path.is_absolute():
+        return path
+    alternative = NOTEBOOK_DIR.parent / params_file.removeprefix("../")
+    return alternative if alternative.is_file() else path
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, unique run id: UTC time plus random hex."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def git_state(root: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the repository holding ``root`` (None outside git)."""
+    def _git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = _git("rev-parse", "HEAD")
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a run depends on."""
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run_pipeline`."""
+
+    run_id: str
+    run_dir: Path
+    status: str
+    manifest: dict[str, Any]
+    error: str | None = None
+    failed_step: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_pipeline(
+    params_file: str | Path,
+    overrides: list[str] | None = None,
+    *,
+    steps: list[str] | None = None,
+    progress: bool | None = None,
+) -> RunResult:
+    """Validate params, then run the notebooks in order into a new run folder."""
+    from helpers import data as data_mod
+    from helpers import report
+    from helpers.train import check_model_params
+
+    params = load_params(params_file, overrides)
+    data_mod.check_params_against_data(params)
+    check_model_params(params)
+
+    run_id, t0 = new_run_id(), time.time()
+    run_dir = (params.outputs_dir / "runs" / run_id).resolve()
+    run_dir.mkdir(parents=True, exist_ok=False)
+    manifest = _new_manifest(run_id, params, overrides or [])
+    manifest_path = run_dir / "manifest.json"
+    write_json(manifest_path, manifest)
+    chosen = [s for s in STEPS if steps is None or s[0] in steps]
+    show_progress = params.run.progress if progress is None else progress
+    result = RunResult(run_id=run_id, run_dir=run_dir, status="running", manifest=manifest)
+    try:
+        for step, notebook in chosen:
+            record = _execute_step(step, notebook, params, run_dir, overrides or [], show_progress)
+            manifest["steps"].append(record)
+            write_json(manifest_path, manifest)
+            if record["status"] != "succeeded":
+                result.error, result.failed_step = record["error"], step
+                break
+        manifest["status"] = "failed" if result.error else "succeeded"
+    except KeyboardInterrupt:
+        manifest["status"] = "interrupted"
+        raise
+    finally:
+        manifest["end"] = _now()
+        manifest["duration_s"] = round(time.time() - t0, 3)
+        manifest["summaries"] = _collect_summaries(run_dir)
+        write_json(manifest_path, manifest)
+        result.status, result.manifest, result.steps = manifest["status"], manifest, manifest["steps"]
+        report.write_index(params.outputs_dir)
+    _log_run_to_mlflow(params, run_dir, manifest)
+    return result
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _new_manifest(run_id: str, params: Params, overrides: list[str]) -> dict[str, Any]:
+    from helpers.data import file_sha256
+
+    data_path = Path(params.data.path)
+    data_files = sorted(data_path.parent.glob(data_path.name)) if "*" in data_path.name else [data_path]
+    return {
+        "run_id": run_id,
+        "status": "running",
+        "start": _now(),
+        "git": git_state(NOTEBOOK_DIR.parent),
+        "params": {
+            "file": str(Path(params.source).resolve()),
+            "overrides": overrides,
+            "hash": params.params_hash,
+            "values": params.to_dict(),
+        },
+        "data": {str(f): file_sha256(f) for f in data_files},
+        "packages": package_versions(),
+        "steps": [],
+    }
+
+
+def _execute_step(
+    step: str, notebook: str, params: Params, run_dir: Path, overrides: list[str], progress: bool
+) -> dict[str, Any]:
+    """Run one notebook with papermill, render its HTML, and return its manifest record."""
+    import papermill as pm
+
+    from helpers import report
+
+    source = NOTEBOOK_DIR / f"{notebook}.ipynb"
+    output = run_dir / f"{notebook}.ipynb"
+    started, t0 = _now(), time.time()
+    record: dict[str, Any] = {"name": step, "notebook": output.name, "status": "running", "start": started}
+    error = None
+    try:
+        pm.execute_notebook(
+            str(source),
+            str(output),
+            parameters={"params_file": str(Path(params.source).resolve()),
+                        "run_dir": str(run_dir), "overrides": list(overrides)},
+            kernel_name=params.run.kernel,
+            progress_bar=progress,
+            execution_timeout=params.run.timeout,
+            cwd=str(NOTEBOOK_DIR),
+        )
+    except pm.PapermillExecutionError as exc:
+        error = f"step {step} ({notebook}) failed at cell {exc.exec_count}: {exc.ename}: {_first_line(exc.evalue)}"
+    except Exception as exc:  # kernel died, timeout, missing kernel
+        error = f"step {step} ({notebook}) failed: {exc.__class__.__name__}: {_first_line(str(exc))}"
+    record.update({"end": _now(), "duration_s": round(time.time() - t0, 3)})
+    if output.is_file():
+        record["html"] = report.notebook_to_html(output).name
+    summary = run_dir / SUMMARY_FILE[step]
+    record["summary"] = summary.name if summary.is_file() else None
+    record["status"] = "failed" if error else "succeeded"
+    record["error"] = error
+    return record
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return lines[0][:400] if lines else ""
+
+
+def _collect_summaries(run_dir: Path) -> dict[str, Any]:
+    """Headline numbers of each step for the manifest and the index page."""
+    out: dict[str, Any] = {}
+    for step, name in SUMMARY_FILE.items():
+        path = run_dir / name
+        if path.is_file():
+            out[step] = read_json(path).get("headline", {})
+    return out
+
+
+def _log_run_to_mlflow(params: Params, run_dir: Path, manifest: dict[str, Any]) -> None:
+    """Log params, headline metrics and the HTML reports to the run's MLflow training run."""
+    import mlflow
+
+    from helpers import registry
+
+    registry.connect(params)
+    evaluation = run_dir / SUMMARY_FILE["train"]
+    run_id = read_json(evaluation).get("mlflow_run_id") if evaluation.is_file() else None
+    with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"pipeline {manifest['run_id']}"):
+        mlflow.set_tags({"driftgate.run_id": manifest["run_id"], "driftgate.status": manifest["status"],
+                         "driftgate.git_commit": str(manifest["git"].get("commit"))})
+        for step, headline in manifest.get("summaries", {}).items():
+            numbers = {f"{step}.{k}": float(v) for k, v in headline.items()
+                       if isinstance(v, int | float) and not isinstance(v, bool)}
+            if numbers:
+                mlflow.log_metrics(numbers)
+        for html in sorted(run_dir.glob("*.html")):
+            mlflow.log_artifact(str(html), artifact_path="reports")
+        mlflow.log_artifact(str(run_dir / "manifest.json"), artifact_path="reports")

@@ -1,0 +1,362 @@
+"""The work of each notebook, one function per cell-sized task.
+
+A notebook opens a :class:`~helpers.pipeline.StepContext` and calls these; each returns
+something to show (a table, a figure, a dict) and the ``finish_*`` functions write the
+step's JSON summary into the run folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers import data as data_mod
+from helpers import gates, registry, train
+from helpers.data import TIME
+from helpers.files import write_json
+from helpers.pipeline import StepContext
+
+# --------------------------------------------------------------------------- investigate
+
+
+def finish_investigate(ctx: StepContext, checks: list[Any]) -> dict[str, Any]:
+    """Write ``investigate.json`` and the baseline profile; return the summary."""
+    from helpers import investigate
+
+    summary = investigate.summary(ctx.frame, ctx.params, checks)
+    summary["baseline_profile"] = write_baseline_profile(ctx).name
+    summary["headline"] = {
+        "rows": summary["rows"],
+        "checks_failed": len(summary["failed_checks"]),
+        "validation_passed": summary["validation_passed"],
+    }
+    ctx.write_summary(summary)
+    return summary["headline"]
+
+
+def write_baseline_profile(ctx: StepContext) -> Path:
+    """Profile the baseline window's features and target (mergeable, JSON) for monitoring."""
+    from helpers import drift, profile
+
+    baseline = data_mod.window(ctx.frame, ctx.params.windows.baseline)
+    columns = [*ctx.params.data.features, ctx.params.data.target]
+    types, _notes = drift.infer_column_types(baseline, ctx.params.drift, columns)
+    prof = profile.profile_frame(baseline[columns], types)
+    path = ctx.run_dir / "baseline_profile.json"
+    write_json(path, prof.to_dict())
+    return path
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def drift_windows(ctx: StepContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The baseline and current windows of the data."""
+    windows = ctx.params.windows
+    return data_mod.window(ctx.frame, windows.baseline), data_mod.window(ctx.frame, windows.current)
+
+
+def window_table(**frames: pd.DataFrame) -> pd.DataFrame:
+    """Rows and time span of each named frame."""
+    rows = {
+        name: {"rows": len(f), "first": f[TIME].min() if len(f) else None, "last": f[TIME].max() if len(f) else None}
+        for name, f in frames.items()
+    }
+    return pd.DataFrame(rows).T
+
+
+def finish_drift(ctx: StepContext, report: Any) -> dict[str, Any]:
+    """Write ``drift.json`` and ``drift_report.html``; send an alert when drift is found."""
+    from helpers import alerts, drift_report
+
+    html_path = drift_report.write_html(report, ctx.run_dir / "drift_report.html",
+                                        title=f"Drift report: {ctx.params.windows.current.start} "
+                                              f"to {ctx.params.windows.current.end} vs baseline")
+    summary = report.to_dict()
+    summary["report_html"] = Path(html_path).name
+    summary["headline"] = {
+        "drifted": bool(report.drifted),
+        "share_drifted": float(report.share_drifted),
+        "coefficient": None if report.coefficient is None else float(report.coefficient),
+        "drifted_features": int(sum(1 for f in summary.get("features", []) if f.get("drifted"))),
+        "reason": report.reason,
+    }
+    summary["alerts"] = []
+    if report.drifted:
+        alert = {"kind": "drift", "run_dir": str(ctx.run_dir), "reason": report.reason,
+                 "text": f"Driftgate: drift detected in {ctx.run_dir.name}: {report.reason}",
+                 **{k: v for k, v in summary["headline"].items() if k != "reason"}}
+        default_file = ctx.params.outputs_dir / "alerts.jsonl"
+        summary["alerts"] = [_as_dict(r) for r in alerts.send_alert(alert, ctx.params.alerts, default_file)]
+    ctx.write_summary(summary)
+    return summary["headline"]
+
+
+def _as_dict(value: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(value) if is_dataclass(value) else value
+
+
+# --------------------------------------------------------------------------- train
+
+
+@dataclass
+class TrainingData:
+    """Train and test rows from the baseline window, and the labelled current window."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    current: pd.DataFrame
+
+
+def training_data(ctx: StepContext) -> TrainingData:
+    """Split the baseline window (time-aware by default) and take the current window."""
+    baseline, current = drift_windows(ctx)
+    train_rows, test_rows = train.split(baseline, ctx.params.split)
+    return TrainingData(train=train_rows, test=test_rows, current=current)
+
+
+def split_table(rows: TrainingData) -> pd.DataFrame:
+    """Rows and time span of train, test and current rows."""
+    return window_table(train=rows.train, test=rows.test, current=rows.current)
+
+
+def fit(ctx: StepContext, rows: pd.DataFrame) -> Any:
+    """Build the configured model and fit it on ``rows``."""
+    model = train.build_model(ctx.params, rows)
+    return model.fit(rows[ctx.params.data.features], rows[ctx.params.data.target])
+
+
+@dataclass
+class Evaluation:
+    """Metrics and predictions of a model on the test rows and the current rows."""
+
+    metrics: pd.DataFrame  # one column per row set
+    test: pd.DataFrame  # predictions frames
+    current: pd.DataFrame
+
+
+def evaluate(ctx: StepContext, model: Any, rows: TrainingData) -> Evaluation:
+    """Metrics on the held-out test rows and on the current window, with predictions."""
+    test_metrics, test_pred = train.evaluate(model, rows.test, ctx.params)
+    current_metrics, current_pred = train.evaluate(model, rows.current, ctx.params)
+    table = pd.DataFrame({"test": test_metrics, "current": current_metrics})
+    return Evaluation(
+        metrics=table,
+        test=train.predictions_frame(rows.test, test_pred, ctx.params),
+        current=train.predictions_frame(rows.current, current_pred, ctx.params),
+    )
+
+
+def lineage(ctx: StepContext) -> dict[str, str]:
+    """Tags tying a model version to its run, code, data, params and reports."""
+    from helpers.data import file_sha256
+    from helpers.pipeline import NOTEBOOK_DIR, git_state
+
+    git = git_state(NOTEBOOK_DIR.parent)
+    data_path = Path(ctx.params.data.path)
+    return {
+        "driftgate.run_id": ctx.run_dir.name,
+        "driftgate.run_dir": str(ctx.run_dir),
+        "driftgate.git_commit": str(git["commit"]),
+        "driftgate.git_dirty": str(git["dirty"]),
+        "driftgate.data_path": str(data_path),
+        "driftgate.data_sha256": file_sha256(data_path) if data_path.is_file() else "glob",
+        "driftgate.params_hash": ctx.params.params_hash,
+        "driftgate.baseline_window": f"{ctx.params.windows.baseline.start}..{ctx.params.windows.baseline.end}",
+        "driftgate.current_window": f"{ctx.params.windows.current.start}..{ctx.params.windows.current.end}",
+        "driftgate.reports": ",".join(
+            str(ctx.run_dir / name) for name in
+            ("01_investigate.html", "02_drift_report.html", "drift_report.html", "03_train_evaluate.html",
+             "04_deploy.html")
+        ),
+    }
+
+
+def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evaluation) -> dict[str, Any]:
+    """Log the run and model to MLflow, register a new version (alias ``challenger``),
+    save predictions and write ``evaluation.json``. Returns the summary."""
+    import mlflow
+
+    registry.connect(ctx.params)
+    evaluation.test.to_parquet(ctx.run_dir / "test_predictions.parquet", index=False)
+    evaluation.current.to_parquet(ctx.run_dir / "current_predictions.parquet", index=False)
+    with mlflow.start_run(run_name=f"train {ctx.run_dir.name}") as run:
+        mlflow.log_params(_flat_params(ctx))
+        for split_name, column in evaluation.metrics.items():
+            mlflow.log_metrics({f"{split_name}_{k}": float(v) for k, v in column.items()})
+        profile = ctx.run_dir / "baseline_profile.json"
+        if profile.is_file():
+            mlflow.log_artifact(str(profile), artifact_path="baseline")
+        ref = registry.log_model(model, rows.train, ctx.params, lineage(ctx))
+    test_metrics = evaluation.metrics["test"].to_dict()
+    summary = {
+        "mlflow_run_id": run.info.run_id,
+        "model": ref.to_dict(),
+        "task": ctx.params.data.task,
+        "metrics": {name: col.to_dict() for name, col in evaluation.metrics.items()},
+        "rows": {"train": len(rows.train), "test": len(rows.test), "current": len(rows.current)},
+        "predictions": {"test": "test_predictions.parquet", "current": "current_predictions.parquet"},
+        "headline": {"version": ref.version, **{k: float(v) for k, v in test_metrics.items()}},
+    }
+    ctx.write_summary(summary)
+    return summary
+
+
+def _flat_params(ctx: StepContext) -> dict[str, str]:
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), child)
+        else:
+            flat[prefix] = str(value)[:500]
+
+    walk("", {k: v for k, v in ctx.params.to_dict().items() if k in ("data", "windows", "split", "model")})
+    return flat
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+@dataclass
+class VersionTest:
+    """Challenger and champion metrics on the same rows."""
+
+    table: pd.DataFrame  # index: metric; columns: challenger vN, champion vM
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+    champion_version: str | None
+    rows: str
+
+
+def version_test(ctx: StepContext) -> VersionTest:
+    """Evaluate the challenger and the current champion on the same labelled rows."""
+    evaluation = ctx.read_summary("train")
+    rule = ctx.params.gates.champion
+    challenger = evaluation["metrics"][rule.compare_on]
+    client = registry.connect(ctx.params)
+    champion_mv = registry.version_with_alias(client, ctx.params.mlflow.model_name, registry.CHAMPION)
+    version = evaluation["model"]["version"]
+    columns = {f"challenger v{version}": challenger}
+    champion = None
+    if champion_mv is not None:
+        frame = _comparison_rows(ctx, rule.compare_on)
+        model = registry.load(f"models:/{ctx.params.mlflow.model_name}/{champion_mv.version}")
+        champion, _ = train.evaluate(model, frame, ctx.params)
+        columns[f"champion v{champion_mv.version}"] = champion
+    return VersionTest(table=pd.DataFrame(columns), challenger=challenger, champion=champion,
+                       champion_version=None if champion_mv is None else str(champion_mv.version),
+                       rows=rule.compare_on)
+
+
+def _comparison_rows(ctx: StepContext, which: str) -> pd.DataFrame:
+    rows = training_data(ctx)
+    return rows.current if which == "current" else rows.test
+
+
+def smoke_test(ctx: StepContext) -> gates.GateResult:
+    """Load the registered challenger back from the registry; its predictions on the test
+    rows must equal the ones evaluated in the train step."""
+    evaluation = ctx.read_summary("train")
+    expected = pd.read_parquet(ctx.run_dir / evaluation["predictions"]["test"])["predicted"].to_numpy()
+    rows = training_data(ctx).test
+    model = registry.load(evaluation["model"]["uri"])
+    got = model.predict(rows[ctx.params.data.features])
+    return _compare_predictions("smoke test", evaluation["model"]["uri"], got, expected)
+
+
+def _compare_predictions(label: str, uri: str, got: np.ndarray, expected: np.ndarray) -> gates.GateResult:
+    if len(got) != len(expected):
+        return gates.GateResult(label, False, f"{uri}: {len(got)} predictions, expected {len(expected)}")
+    diff = float(np.max(np.abs(np.asarray(got, dtype=float) - expected))) if len(got) else 0.0
+    passed = diff <= 1e-9
+    return gates.GateResult(label, passed, f"{uri} reloaded: {len(got)} predictions, max difference {diff:.3g}")
+
+
+def run_gates(ctx: StepContext, test: VersionTest, smoke: gates.GateResult) -> list[gates.GateResult]:
+    """All release gates configured in params, in a fixed order."""
+    evaluation = ctx.read_summary("train")
+    rules = ctx.params.gates
+    results = gates.metric_gates(evaluation["metrics"]["test"], rules.metrics)
+    results.append(gates.champion_gate(test.challenger, test.champion, rules.champion,
+                                       ctx.params.data.task, test.champion_version))
+    results.append(gates.validation_gate(_optional_summary(ctx, "investigate"), rules.require_validation))
+    results.append(gates.drift_gate(_optional_summary(ctx, "drift"), rules.block_on_drift))
+    results.append(smoke)
+    return results
+
+
+def _optional_summary(ctx: StepContext, step: str) -> dict[str, Any] | None:
+    path = ctx.summary_path(step)
+    return ctx.read_summary(step) if path.is_file() else None
+
+
+def release(ctx: StepContext, results: list[gates.GateResult]) -> dict[str, Any]:
+    """Move ``champion`` to the challenger when every gate passed; record the decision."""
+    evaluation = ctx.read_summary("train")
+    name, version = ctx.params.mlflow.model_name, str(evaluation["model"]["version"])
+    client = registry.connect(ctx.params)
+    passed, reason = gates.decide(results)
+    before = registry.version_with_alias(client, name, registry.CHAMPION)
+    previous = None
+    if passed:
+        previous = registry.promote(client, name, version)
+    decision = "promoted" if passed else "blocked"
+    registry.tag_version(client, name, version, {
+        "driftgate.decision": decision, "driftgate.decision_reason": reason[:4000],
+        "driftgate.decision_run": ctx.run_dir.name,
+    })
+    after = registry.version_with_alias(client, name, registry.CHAMPION)
+    return {
+        "decision": decision,
+        "reason": reason,
+        "model": name,
+        "version": version,
+        "champion_before": None if before is None else str(before.version),
+        "champion_after": None if after is None else str(after.version),
+        "previous": previous,
+    }
+
+
+def verify_champion(ctx: StepContext) -> gates.GateResult:
+    """Load ``models:/<name>@champion`` and check it reproduces its evaluated predictions."""
+    name = ctx.params.mlflow.model_name
+    client = registry.connect(ctx.params)
+    champion = registry.version_with_alias(client, name, registry.CHAMPION)
+    if champion is None:
+        return gates.GateResult("champion check", False, f"models:/{name}@champion: no champion yet")
+    evaluation = ctx.read_summary("train")
+    uri = f"models:/{name}@champion"
+    model = registry.load(uri)
+    rows = training_data(ctx).test
+    got = model.predict(rows[ctx.params.data.features])
+    if str(champion.version) == str(evaluation["model"]["version"]):
+        expected = pd.read_parquet(ctx.run_dir / evaluation["predictions"]["test"])["predicted"].to_numpy()
+        return _compare_predictions("champion check", f"{uri} (v{champion.version})", got, expected)
+    pinned = registry.load(f"models:/{name}/{champion.version}").predict(rows[ctx.params.data.features])
+    return _compare_predictions("champion check", f"{uri} (v{champion.version}, unchanged)", got, pinned)
+
+
+def finish_deploy(
+    ctx: StepContext, test: VersionTest, results: list[gates.GateResult], outcome: dict[str, Any],
+    check: gates.GateResult,
+) -> dict[str, Any]:
+    """Write ``deploy.json`` with the decision and every reason."""
+    summary = {
+        **outcome,
+        "gates": [r.to_dict() for r in results],
+        "version_test": {"rows": test.rows, "challenger": test.challenger, "champion": test.champion,
+                         "champion_version": test.champion_version},
+        "champion_check": check.to_dict(),
+        "headline": {"decision": outcome["decision"], "version": outcome["version"],
+                     "champion": outcome["champion_after"]},
+    }
+    ctx.write_summary(summary)
+    return summary["headline"]
