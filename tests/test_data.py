@@ -1,0 +1,64 @@
+"""The embedded data and the data module: checksum, timestamps, windows, reading errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import DATA
+from helpers import data
+from helpers.config import TimeParams, WindowParams
+from helpers.errors import DataError
+
+SHA256 = "ac6950ae6f11efcc69c29d6bb13e8881c001e27d36434660d59444a1414f712c"
+
+
+def test_embedded_data_checksum_and_shape() -> None:
+    assert data.file_sha256(DATA) == SHA256
+    frame = pd.read_csv(DATA)
+    assert frame.shape == (8645, 15)
+    assert (frame["casual"] + frame["registered"] == frame["bikers"]).all()
+
+
+def test_timestamp_is_origin_plus_day_minus_one_plus_hours() -> None:
+    frame = pd.DataFrame({"day": [1, 1, 32, 365], "hr": [0, 5, 23, 23]})
+    out = data.add_time(frame, TimeParams(origin="2011-01-01", day_column="day", hour_column="hr"))
+    assert list(out[data.TIME]) == [pd.Timestamp("2011-01-01 00:00"), pd.Timestamp("2011-01-01 05:00"),
+                                    pd.Timestamp("2011-02-01 23:00"), pd.Timestamp("2011-12-31 23:00")]
+
+
+def test_embedded_timestamps_span_2011_without_duplicates() -> None:
+    frame = data.add_time(pd.read_csv(DATA), TimeParams(origin="2011-01-01", day_column="day", hour_column="hr"))
+    assert frame[data.TIME].min() == pd.Timestamp("2011-01-01 00:00")
+    assert frame[data.TIME].max() == pd.Timestamp("2011-12-31 23:00")
+    assert not frame[data.TIME].duplicated().any()
+
+
+def test_window_is_half_open_and_sorted() -> None:
+    stamps = pd.to_datetime(["2011-02-01 00:00", "2011-01-31 23:00", "2011-01-01 00:00", "2010-12-31 23:00"])
+    frame = pd.DataFrame({data.TIME: stamps, "x": [1, 2, 3, 4]})
+    out = data.window(frame, WindowParams(start="2011-01-01", end="2011-02-01"))
+    assert list(out["x"]) == [3, 2]
+
+
+def test_read_table_reads_parquet_globs(tmp_path: Path) -> None:
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "p1.parquet")
+    pd.DataFrame({"a": [3]}).to_parquet(tmp_path / "p2.parquet")
+    assert list(data.read_table(tmp_path / "p*.parquet")["a"]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [("missing.csv", None, "data file not found"),
+     ("table.xlsx", b"x", "unsupported file type"),
+     ("broken.parquet", b"not parquet", "cannot be read as parquet")],
+)
+def test_read_table_errors_name_the_file(tmp_path: Path, name: str, content: bytes | None, message: str) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError, match=message) as info:
+        data.read_table(path)
+    assert name in str(info.value)
