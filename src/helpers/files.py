@@ -11,6 +11,9 @@ from typing import Any
 
 import pandas as pd
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def write_json(path: Path, payload: Any) -> Path:
     """Write JSON atomically: a temporary file in the same folder, then rename."""
@@ -26,6 +29,7 @@ def write_text(path: Path, text: str) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -196,6 +196,7 @@ def run_pipeline(
         manifest["end"] = _now()
         manifest["duration_s"] = round(time.time() - t0, 3)
         manifest["summaries"] = _collect_summaries(run_dir)
+        manifest["extra_reports"] = _extra_reports(run_dir)
         write_json(manifest_path, manifest)
         result.status, result.manifest, result.steps = manifest["status"], manifest, manifest["steps"]
         report.write_index(params.outputs_dir)
@@ -280,6 +281,12 @@ def _collect_summaries(run_dir: Path) -> dict[str, Any]:
         if path.is_file():
             out[step] = read_json(path).get("headline", {})
     return out
+
+
+def _extra_reports(run_dir: Path) -> list[str]:
+    """HTML pages a step wrote besides its rendered notebook (drift report, release page)."""
+    notebooks = {f"{name}.html" for _, name in STEPS}
+    return sorted(p.name for p in run_dir.glob("*.html") if p.name not in notebooks)
 
 
 def _log_run_to_mlflow(params: Params, run_dir: Path, manifest: dict[str, Any]) -> None:

@@ -72,9 +72,9 @@ def _index_row(manifest: dict[str, Any]) -> str:
         f'<a href="runs/{run_id}/{html.escape(s["html"])}">{html.escape(s["name"])}</a>'
         for s in manifest.get("steps", []) if s.get("html")
     ]
-    for extra in ("drift_report.html", "release.html"):
-        if extra in (manifest.get("extra_reports") or []):
-            links.append(f'<a href="runs/{run_id}/{extra}">{extra.removesuffix(".html")}</a>')
+    for extra in manifest.get("extra_reports") or []:
+        label = html.escape(extra.removesuffix(".html").replace("_", " "))
+        links.append(f'<a href="runs/{run_id}/{html.escape(extra)}">{label}</a>')
     links.append(f'<a href="runs/{run_id}/manifest.json">manifest</a>')
     error = next((s.get("error") for s in manifest.get("steps", []) if s.get("error")), None)
     status_cell = f'<span class="{status}">{status}</span>'

@@ -45,7 +45,7 @@ def write_baseline_profile(ctx: StepContext) -> Path:
     baseline = data_mod.window(ctx.frame, ctx.params.windows.baseline)
     columns = [*ctx.params.data.features, ctx.params.data.target]
     types, _notes = drift.infer_column_types(baseline, ctx.params.drift, columns)
-    prof = profile.profile_frame(baseline[columns], types)
+    prof = profile.profile_frame(baseline[columns], types, bins=ctx.params.drift.bins)
     path = ctx.run_dir / "baseline_profile.json"
     write_json(path, prof.to_dict())
     return path

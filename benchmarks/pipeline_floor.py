@@ -1,0 +1,71 @@
+"""Wall time of `driftgate run` against the unavoidable floor, side by side in one script.
+
+The floor: papermill running four trivial notebooks that only import the same libraries
+(pandas, numpy, scipy, sklearn, matplotlib, mlflow, helpers) in a fresh kernel each, as the
+pipeline does. Both use a temporary outputs folder.
+
+    .venv/bin/python benchmarks/pipeline_floor.py [--params params/default.yaml] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+from nbformat.v4 import new_code_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+IMPORTS = """import numpy, pandas, scipy.stats, sklearn.ensemble, matplotlib.pyplot, mlflow
+import helpers.pipeline, helpers.steps"""
+
+
+def floor_once(folder: Path) -> float:
+    """Seconds for papermill to run four import-only notebooks."""
+    source = folder / "trivial.ipynb"
+    nb = new_notebook(cells=[new_code_cell("params_file = ''"), new_code_cell(IMPORTS)])
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, source)
+    start = time.perf_counter()
+    for i in range(4):
+        pm.execute_notebook(str(source), str(folder / f"out{i}.ipynb"), parameters={"params_file": "x"},
+                            kernel_name="python3", progress_bar=False)
+    return time.perf_counter() - start
+
+
+def pipeline_once(params: Path, folder: Path) -> float:
+    """Seconds for `driftgate run` (subprocess, as a user runs it) into ``folder``."""
+    driftgate = Path(sys.executable).with_name("driftgate")
+    start = time.perf_counter()
+    subprocess.run([str(driftgate), "run", "--params", str(params), "--no-progress",
+                    "-p", f"outputs.dir={folder / 'outputs'}"], check=True, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default=str(ROOT / "params" / "default.yaml"))
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    floors, runs = [], []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            floors.append(floor_once(Path(tmp)))
+        with tempfile.TemporaryDirectory() as tmp:
+            runs.append(pipeline_once(Path(args.params), Path(tmp)))
+    floor, run = statistics.median(floors), statistics.median(runs)
+    print(f"params: {args.params}")
+    print(f"floor (papermill, 4 import-only notebooks): {floor:6.1f} s")
+    print(f"driftgate run (4 real notebooks, HTML, MLflow): {run:6.1f} s")
+    print(f"ratio run / floor: {run / floor:.2f}")
+
+
+if __name__ == "__main__":
+    main()
