@@ -120,19 +120,29 @@ class DriftThresholds:
 class DriftParams:
     """Drift test selection, thresholds and the dataset-level decision."""
 
+    # Test choice, most specific first: per_feature, then numeric_test / categorical_test, then
+    # test (used for each column type it applies to), then the "auto" rule: p-value tests (KS,
+    # chi-squared) when a side has <= small_sample values, else distances (Wasserstein / sigma,
+    # Jensen-Shannon), as Evidently does.
+    test: Literal[
+        "auto", "ks", "chi2", "wasserstein", "psi", "jensenshannon", "energy", "euclidean"
+    ] = "auto"
     numeric_test: Literal["auto", "ks", "wasserstein", "psi", "jensenshannon", "energy"] = "auto"
     categorical_test: Literal["auto", "chi2", "jensenshannon", "psi", "euclidean"] = "auto"
-    per_feature: dict[str, str] = field(default_factory=dict)
-    column_types: dict[str, str] = field(default_factory=dict)
-    categorical_max_unique: int = 20
+    per_feature: dict[str, str] = field(default_factory=dict)  # feature -> test name
+    column_types: dict[str, str] = field(default_factory=dict)  # numeric|categorical|datetime|id|exclude
+    categorical_max_unique: int = 20  # integer columns with at most this many values are categorical
     small_sample: int = 1000
+    # Which count the auto rule compares with small_sample: "smaller_side" (min of baseline and
+    # target values; avoids distance false alarms on small targets) or "baseline" (Evidently).
+    small_sample_rule: Literal["smaller_side", "baseline"] = "smaller_side"
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     correction: Literal["none", "bonferroni", "benjamini-hochberg"] = "none"
     bins: int = 20
     drift_share: float = 0.5
     coefficient_threshold: float = 0.5
-    coefficient_sample: int = 20000
-    period: str = "W"
+    coefficient_sample: int = 20000  # rows for the drift-coefficient classifier; 0 turns it off
+    period: str = "W"  # pandas period alias for drift over time: D, W, M, ...
     seed: int = 0
 
 
@@ -204,6 +214,24 @@ class RunParams:
 
 
 @dataclass
+class ServeParams:
+    """The scoring service: where it listens, what it serves, how it captures and guards."""
+
+    host: str = "127.0.0.1"  # bind address; anything else should come with a token
+    port: int = 5000
+    model_uri: str | None = None  # default: models:/<mlflow.model_name>@champion
+    alias_poll_interval: float = 10.0  # seconds between registry polls; 0 = do not follow
+    capture: bool = True
+    capture_dir: str | None = None  # default: <outputs>/captures; relative to the params file
+    capture_format: Literal["parquet", "jsonl"] = "parquet"
+    flush_interval: float = 1.0  # seconds; a hard kill loses at most this much capture
+    max_pending_rows: int = 100000  # capture rows held in memory before new ones are dropped
+    max_body_bytes: int = 10000000  # larger request bodies are refused with 413
+    token_env: str = "DRIFTGATE_TOKEN"  # bearer token required when this variable is set
+    request_timeout: float = 30.0  # seconds an idle or half-sent connection is kept
+
+
+@dataclass
 class Params:
     """A whole, validated params file."""
 
@@ -218,6 +246,7 @@ class Params:
     alerts: AlertParams = field(default_factory=AlertParams)
     outputs: OutputsParams = field(default_factory=OutputsParams)
     run: RunParams = field(default_factory=RunParams)
+    serve: ServeParams = field(default_factory=ServeParams)
     source: str = ""  # the file the params came from (set by the loader)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # merged YAML, as given
 
