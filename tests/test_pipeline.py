@@ -103,7 +103,7 @@ def test_registry_holds_the_champion_with_lineage(first_run) -> None:
 
 def test_second_run_is_compared_with_the_champion_in_a_new_folder(first_run) -> None:
     params, _ = first_run
-    done = _run(params)
+    done = _run(params, "--force")
     assert done.returncode == 0, done.stderr[-3000:]
     runs = sorted((params.parent / "outputs" / "runs").iterdir())
     assert len(runs) == 2
@@ -112,6 +112,28 @@ def test_second_run_is_compared_with_the_champion_in_a_new_folder(first_run) -> 
     assert "champion v1" in champion_gate["reason"]
     # same data and params retrain the same model: not better than the champion, so blocked
     assert deploy["decision"] == "blocked" and deploy["champion_after"] == "1"
+
+
+def test_unchanged_rerun_reuses_every_step_and_links_its_files(first_run) -> None:
+    from mlflow.tracking import MlflowClient
+
+    params, _ = first_run
+    outputs = params.parent / "outputs"
+    done = _run(params)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted((outputs / "runs").iterdir())
+    newest, source = runs[-1], runs[-2]
+    manifest = json.loads((newest / "manifest.json").read_text())
+    assert manifest["reused"] == ["investigate", "drift", "train", "deploy"]
+    assert all(s["reused_from"] == source.name for s in manifest["steps"])
+    assert f"reused unchanged steps: investigate (from {source.name})" in done.stdout
+    for name in ("02_drift_report.html", "evaluation.json", "deploy.json"):
+        assert (newest / name).stat().st_ino == (source / name).stat().st_ino
+    client = MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
+    assert len(client.search_model_versions("name='bike-demand-ci'")) == 2, "nothing retrained"
+    changed = _run(params, "-p", "split.seed=7")
+    manifest = json.loads((sorted((outputs / "runs").iterdir())[-1] / "manifest.json").read_text())
+    assert changed.returncode == 0 and manifest["reused"] == []
 
 
 def test_failing_cell_stops_the_run_and_keeps_the_error_visible(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params_args(run)
     run.add_argument("--steps", help="comma-separated subset of steps: investigate,drift,train,deploy")
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
+    run.add_argument("--force", action="store_true", help="rerun every step, even unchanged ones")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check params and data without running anything")
@@ -61,8 +62,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from helpers.pipeline import run_pipeline
 
     steps = [s.strip() for s in args.steps.split(",")] if args.steps else None
-    result = run_pipeline(args.params, args.overrides, steps=steps, progress=not args.no_progress)
+    result = run_pipeline(args.params, args.overrides, steps=steps, progress=not args.no_progress,
+                          force=args.force)
     print(f"run {result.run_id}: {result.status} -> {result.run_dir}")
+    reused = [f"{s['name']} (from {s['reused_from']})" for s in result.steps if s.get("reused_from")]
+    if reused:
+        print(f"reused unchanged steps: {', '.join(reused)}")
     if result.error:
         print(f"driftgate: error: {result.error}", file=sys.stderr)
         failed = next((s for s in result.steps if s["status"] == "failed"), {})

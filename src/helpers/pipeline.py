@@ -14,7 +14,10 @@ Example
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -25,9 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from helpers.config import Params, load_params
+from helpers.config import Params, hash_mapping, load_params
 from helpers.errors import StepFailed
-from helpers.files import read_json, write_json
+from helpers.files import read_json, write_json, write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 STEPS: list[tuple[str, str]] = [
@@ -161,8 +164,13 @@ def run_pipeline(
     *,
     steps: list[str] | None = None,
     progress: bool | None = None,
+    force: bool = False,
 ) -> RunResult:
-    """Validate params, then run the notebooks in order into a new run folder."""
+    """Validate params, then run the notebooks in order into a new run folder.
+
+    A step whose notebook, code, parameters, data and upstream steps are unchanged since a
+    successful run is reused (its files are linked into the new folder) unless ``force``.
+    """
     from helpers import data as data_mod
     from helpers import report
     from helpers.train import check_model_params
@@ -174,15 +182,23 @@ def run_pipeline(
     run_id, t0 = new_run_id(), time.time()
     run_dir = (params.outputs_dir / "runs" / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=False)
+    frozen = _freeze_params(params, run_dir)
     manifest = _new_manifest(run_id, params, overrides or [])
     manifest_path = run_dir / "manifest.json"
     write_json(manifest_path, manifest)
     chosen = [s for s in STEPS if steps is None or s[0] in steps]
     show_progress = params.run.progress if progress is None else progress
     result = RunResult(run_id=run_id, run_dir=run_dir, status="running", manifest=manifest)
+    upstream = hash_mapping({"params": params.params_hash, "data": manifest["data"], "code": code_hash()})
     try:
         for step, notebook in chosen:
-            record = _execute_step(step, notebook, params, run_dir, overrides or [], show_progress)
+            key = step_key(notebook, upstream)
+            cached = None if force else find_reusable(params.outputs_dir, step, key, exclude=run_id)
+            if cached is not None:
+                record = reuse_step(cached, run_dir)
+            else:
+                record = _execute_step(step, notebook, params, frozen, run_dir, show_progress)
+            record["key"] = upstream = key
             manifest["steps"].append(record)
             write_json(manifest_path, manifest)
             if record["status"] != "succeeded":
@@ -195,6 +211,7 @@ def run_pipeline(
     finally:
         manifest["end"] = _now()
         manifest["duration_s"] = round(time.time() - t0, 3)
+        manifest["reused"] = [s["name"] for s in manifest["steps"] if s.get("reused_from")]
         manifest["summaries"] = _collect_summaries(run_dir)
         manifest["extra_reports"] = _extra_reports(run_dir)
         write_json(manifest_path, manifest)
@@ -202,6 +219,65 @@ def run_pipeline(
         report.write_index(params.outputs_dir)
     _log_run_to_mlflow(params, run_dir, manifest)
     return result
+
+
+def _freeze_params(params: Params, run_dir: Path) -> Path:
+    """Write the merged, path-resolved params the run uses; every step reads this copy,
+    so editing the params file during a run changes nothing."""
+    import yaml
+
+    return write_text(run_dir / "params.yaml", yaml.safe_dump(params.raw, sort_keys=False))
+
+
+# --------------------------------------------------------------------------- incremental runs
+
+
+def code_hash() -> str:
+    """SHA-256 over the helper package's source: a code change invalidates reused steps."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def step_key(notebook: str, upstream: str) -> str:
+    """Key of a step: its notebook's bytes and everything upstream (params, data, code, steps)."""
+    digest = hashlib.sha256(upstream.encode())
+    digest.update((NOTEBOOK_DIR / f"{notebook}.ipynb").read_bytes())
+    return digest.hexdigest()
+
+
+def find_reusable(outputs_dir: Path, step: str, key: str, exclude: str = "") -> tuple[Path, dict[str, Any]] | None:
+    """The newest successful execution of ``step`` with ``key`` whose files still exist."""
+    for manifest_path in sorted((outputs_dir / "runs").glob("*/manifest.json"), reverse=True):
+        if manifest_path.parent.name == exclude:
+            continue
+        try:
+            manifest = read_json(manifest_path)
+        except (OSError, ValueError):
+            continue
+        for record in manifest.get("steps", []):
+            if record.get("name") == step and record.get("key") == key and record.get("status") == "succeeded":
+                files = record.get("files") or []
+                if files and all((manifest_path.parent / f).is_file() for f in files):
+                    return manifest_path.parent, record
+    return None
+
+
+def reuse_step(cached: tuple[Path, dict[str, Any]], run_dir: Path) -> dict[str, Any]:
+    """Link a cached step's files into ``run_dir`` (hard links; copies across devices)."""
+    source_dir, old = cached
+    for name in old["files"]:
+        target = run_dir / name
+        try:
+            os.link(source_dir / name, target)
+        except OSError:
+            shutil.copy2(source_dir / name, target)
+    origin = old.get("reused_from") or source_dir.name
+    record = {k: v for k, v in old.items() if k not in ("start", "end", "duration_s")}
+    record.update({"reused_from": origin, "start": _now(), "end": _now(), "duration_s": 0.0})
+    return record
 
 
 def _now() -> str:
@@ -231,7 +307,7 @@ def _new_manifest(run_id: str, params: Params, overrides: list[str]) -> dict[str
 
 
 def _execute_step(
-    step: str, notebook: str, params: Params, run_dir: Path, overrides: list[str], progress: bool
+    step: str, notebook: str, params: Params, frozen: Path, run_dir: Path, progress: bool
 ) -> dict[str, Any]:
     """Run one notebook with papermill, render its HTML, and return its manifest record."""
     import papermill as pm
@@ -240,6 +316,7 @@ def _execute_step(
 
     source = NOTEBOOK_DIR / f"{notebook}.ipynb"
     output = run_dir / f"{notebook}.ipynb"
+    before = {p.name for p in run_dir.iterdir()}
     started, t0 = _now(), time.time()
     record: dict[str, Any] = {"name": step, "notebook": output.name, "status": "running", "start": started}
     error = None
@@ -247,8 +324,7 @@ def _execute_step(
         pm.execute_notebook(
             str(source),
             str(output),
-            parameters={"params_file": str(Path(params.source).resolve()),
-                        "run_dir": str(run_dir), "overrides": list(overrides)},
+            parameters={"params_file": str(frozen), "run_dir": str(run_dir), "overrides": []},
             kernel_name=params.run.kernel,
             progress_bar=progress,
             execution_timeout=params.run.timeout,
@@ -265,6 +341,7 @@ def _execute_step(
     record["summary"] = summary.name if summary.is_file() else None
     record["status"] = "failed" if error else "succeeded"
     record["error"] = error
+    record["files"] = sorted({p.name for p in run_dir.iterdir() if not p.name.startswith(".")} - before)
     return record
 
 
@@ -297,7 +374,8 @@ def _log_run_to_mlflow(params: Params, run_dir: Path, manifest: dict[str, Any]) 
 
     registry.connect(params)
     evaluation = run_dir / SUMMARY_FILE["train"]
-    run_id = read_json(evaluation).get("mlflow_run_id") if evaluation.is_file() else None
+    trained_here = any(s["name"] == "train" and not s.get("reused_from") for s in manifest["steps"])
+    run_id = read_json(evaluation).get("mlflow_run_id") if trained_here and evaluation.is_file() else None
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"pipeline {manifest['run_id']}"):
         mlflow.set_tags({"driftgate.run_id": manifest["run_id"], "driftgate.status": manifest["status"],
                          "driftgate.git_commit": str(manifest["git"].get("commit"))})

@@ -9,7 +9,11 @@ from typing import Any
 
 from helpers.files import read_json, write_text
 
-_REMOTE_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]+\"[^>]*>\s*</script>", re.I)
+_REMOTE_SCRIPT = re.compile(
+    r"<script[^>]+src=\"https?://[^\"]+\"[^>]*>\s*</script>"  # a script loaded from a CDN
+    r"|<script type=\"module\">(?:(?!</script>).)*?https?://(?:(?!</script>).)*</script>",  # one importing it
+    re.I | re.S,
+)
 
 
 def notebook_to_html(notebook: Path) -> Path:
