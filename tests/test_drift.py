@@ -448,3 +448,19 @@ def test_thresholds_come_from_params() -> None:
     report = compare(_mixed(1, 2000), _mixed(2, 2000, mean=1.0), params)
     a = report.feature("a")
     assert a.threshold == 10.0 and not a.drifted
+
+
+def test_roc_auc_and_permutation_importance_match_sklearn() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    from helpers.drift import permutation_importance, roc_auc
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    score = np.round(rng.normal(y * 0.8, 1.0), 1)  # with ties
+    assert roc_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    x = np.column_stack([y + rng.normal(0, 0.5, 500), rng.normal(size=500)])
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(x, y)
+    importance = permutation_importance(model, x, y, seed=0)
+    assert importance[0] > 0.2 and importance[1] < 0.05
