@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from helpers.drift import PVALUE_TESTS, DriftReport, FeatureDrift
 
@@ -40,24 +41,30 @@ MAGNITUDE_FLOOR = 1e-2  # relative magnitudes below this are drawn at it (far be
 # --------------------------------------------------------------------------- one feature
 
 
-def feature_figure(feature: FeatureDrift, size: tuple[float, float] = PANEL) -> Figure:
+def feature_figure(feature: FeatureDrift, size: tuple[float, float] = PANEL, legend: bool = True) -> Figure:
     """Baseline and target distributions of one feature on the same bins or categories."""
     fig = Figure(figsize=size)
     ax = fig.subplots()
-    draw_feature(ax, feature)
+    draw_feature(ax, feature, legend=legend)
     fig.subplots_adjust(left=0.14, right=0.97, top=0.88, bottom=0.2 if feature.type == "categorical" else 0.12)
     return fig
 
 
-def draw_feature(ax: Axes, feature: FeatureDrift) -> None:
+def draw_feature(ax: Axes, feature: FeatureDrift, legend: bool = True) -> None:
     """Draw one feature's histogram or bar chart into ``ax``."""
     hist = feature.histogram
     if hist is None:
         _message(ax, "; ".join(feature.notes) or "not compared")
-    elif hist["kind"] == "numeric":
-        _draw_numeric(ax, hist)
     else:
-        _draw_categorical(ax, hist)
+        if hist["kind"] == "numeric":
+            _draw_numeric(ax, hist)
+        else:
+            _draw_categorical(ax, hist)
+        ax.set_ylabel("share of rows", fontsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(labelsize=7)
+        if legend:
+            ax.legend(fontsize=7, frameon=False)
     ax.set_title(_feature_title(feature), fontsize=9, color=DRIFT if feature.drifted else "black")
 
 
@@ -73,17 +80,14 @@ def _draw_numeric(ax: Axes, hist: dict[str, Any]) -> None:
     edges = np.asarray(hist["edges"], dtype=float)
     base = _shares(hist["baseline"])
     target = _shares(hist["target"])
-    widths = np.diff(edges)
-    ax.bar(edges[:-1], base[1:-1], width=widths, align="edge", color=BASELINE, alpha=0.45, label="baseline")
-    ax.bar(edges[:-1], target[1:-1], width=widths, align="edge", color=TARGET, alpha=0.45, label="target")
-    step = widths[0] if widths.size else 1.0
-    for share_index, x in ((0, edges[0] - step), (-1, edges[-1])):
-        if base[share_index] or target[share_index]:
+    ax.stairs(base[1:-1], edges, fill=True, color=BASELINE, alpha=0.45, label="baseline")
+    ax.stairs(target[1:-1], edges, fill=True, color=TARGET, alpha=0.45, label="target")
+    step = edges[1] - edges[0]
+    for index, outer in ((0, [edges[0] - step, edges[0]]), (-1, [edges[-1], edges[-1] + step])):
+        if base[index] or target[index]:  # shares below / above the baseline range, hatched
             for shares, color in ((base, BASELINE), (target, TARGET)):
-                ax.bar(x, shares[share_index], width=step, align="edge", color=color, alpha=0.45, hatch="//")
-    ax.set_ylabel("share of rows", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
+                ax.stairs([shares[index]], outer, fill=True, color=color, alpha=0.45, hatch="//")
+    ax.xaxis.set_major_locator(MaxNLocator(6))
 
 
 def _draw_categorical(ax: Axes, hist: dict[str, Any]) -> None:
@@ -94,9 +98,6 @@ def _draw_categorical(ax: Axes, hist: dict[str, Any]) -> None:
     ax.bar(x - 0.2, base, width=0.4, color=BASELINE, label="baseline")
     ax.bar(x + 0.2, target, width=0.4, color=TARGET, label="target")
     ax.set_xticks(x, labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
-    ax.set_ylabel("share of rows", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
 
 
 def _shares(counts: Sequence[int]) -> np.ndarray:
@@ -114,8 +115,8 @@ def distributions(report: DriftReport, features: Sequence[str] | None = None, co
     fig, axes = _grid(max(len(chosen), 1), columns)
     if not chosen:
         _message(axes[0], "no feature was compared")
-    for ax, feature in zip(axes, chosen, strict=False):
-        draw_feature(ax, feature)
+    for i, (ax, feature) in enumerate(zip(axes, chosen, strict=False)):
+        draw_feature(ax, feature, legend=i == 0)
     fig.tight_layout()
     return fig
 
@@ -204,7 +205,7 @@ def report_figures(report: DriftReport) -> dict[str, Figure]:
         figures["over_time"] = over_time(report)
     for feature in report.features:
         if feature.compared:
-            figures[f"feature:{feature.feature}"] = feature_figure(feature)
+            figures[f"feature:{feature.feature}"] = feature_figure(feature, legend=False)
     return figures
 
 

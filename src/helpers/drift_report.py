@@ -81,6 +81,9 @@ def render_html(report: DriftReport, title: str = "Drift report") -> str:
         _figure_section("Drift coefficient: contribution by feature", images.get("contributions")),
         _over_time_section(report, images.get("over_time")),
         "<h2>Features</h2>",
+        '<p class="muted">Plots: <span style="color:#1f77b4">&#9632; baseline</span> '
+        '<span style="color:#ff7f0e">&#9632; target</span>, as shares of rows on the baseline\'s bins; '
+        "hatched end bars hold the values below or above the baseline's range.</p>",
         *(_feature_section(f, images.get(f"feature:{f.feature}")) for f in report.features),
         _settings_section(report),
         _embedded_json(report),
