@@ -229,6 +229,7 @@ class ServeParams:
     max_body_bytes: int = 10000000  # larger request bodies are refused with 413
     token_env: str = "DRIFTGATE_TOKEN"  # bearer token required when this variable is set
     request_timeout: float = 30.0  # seconds an idle or half-sent connection is kept
+    max_batch_rows: int = 1000  # concurrent requests are scored in one model call up to this; 0 = off
 
 
 @dataclass
