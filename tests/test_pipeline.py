@@ -87,7 +87,7 @@ def test_registry_holds_the_champion_with_lineage(first_run) -> None:
     run_dir = _only_run_dir(outputs)
     client = MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("bike-demand-ci", "champion")
-    assert champion.version == "1"
+    assert str(champion.version) == "1"
     tags = champion.tags
     assert tags["driftgate.run_id"] == run_dir.name
     assert len(tags["driftgate.git_commit"]) == 40
@@ -165,3 +165,29 @@ def test_notebook_runs_under_the_plain_papermill_cli(tmp_path: Path) -> None:
     interactive = tmp_path / "outputs" / "interactive"
     drift = json.loads((interactive / "drift.json").read_text())
     assert "headline" in drift and (interactive / "drift_report.html").is_file()
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    import shutil
+    import tempfile
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert binary, "Chromium is needed for the page tests (.ci/run installs it)"
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}"]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_reports_render_in_headless_chromium(first_run, tmp_path: Path) -> None:
+    params, _ = first_run
+    outputs = params.parent / "outputs"
+    run_dir = _only_run_dir(outputs)
+    dom = _chromium("--dump-dom", (outputs / "index.html").as_uri()).stdout
+    assert "Driftgate runs" in dom and run_dir.name in dom and "promoted v1" in dom
+    report_dom = _chromium("--dump-dom", (run_dir / "drift_report.html").as_uri()).stdout
+    assert "temp" in report_dom and "<img" in report_dom
+    shot = tmp_path / "drift.png"
+    _chromium("--window-size=1200,1600", f"--screenshot={shot}", (run_dir / "drift_report.html").as_uri())
+    assert shot.stat().st_size > 20_000, "the page should render text and pictures"
