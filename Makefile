@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PARAMS ?= params/default.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lab setup clean-outputs
+.PHONY: run test lint lab setup clean-outputs
 
 # Set-up: create .venv once; reinstall only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -22,6 +22,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
