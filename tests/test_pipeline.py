@@ -191,3 +191,24 @@ def test_reports_render_in_headless_chromium(first_run, tmp_path: Path) -> None:
     shot = tmp_path / "drift.png"
     _chromium("--window-size=1200,1600", f"--screenshot={shot}", (run_dir / "drift_report.html").as_uri())
     assert shot.stat().st_size > 20_000, "the page should render text and pictures"
+
+
+def test_ctrl_c_leaves_the_run_marked_interrupted(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    params = write_params(tmp_path)
+    process = subprocess.Popen([*driftgate_cmd(), "run", "--params", str(params), "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.time() + 120
+    runs = tmp_path / "outputs" / "runs"
+    while time.time() < deadline and not list(runs.glob("*/01_investigate.ipynb")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # the user presses Ctrl-C while the first notebook runs
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "driftgate: interrupted" in stderr
+    manifest = json.loads((_only_run_dir(tmp_path / "outputs") / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert manifest["steps"][0]["status"] == "interrupted"
+    assert not (tmp_path / "outputs" / "mlflow.db").exists(), "nothing registered, nothing promoted"

@@ -207,6 +207,12 @@ def run_pipeline(
         manifest["status"] = "failed" if result.error else "succeeded"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
+        done = {s["name"] for s in manifest["steps"]}
+        pending = [(name, notebook) for name, notebook in chosen if name not in done]
+        for i, (name, notebook) in enumerate(pending):
+            manifest["steps"].append({"name": name, "notebook": f"{notebook}.ipynb",
+                                      "status": "interrupted" if i == 0 else "not run",
+                                      "error": "interrupted by the user (Ctrl-C)" if i == 0 else None})
         raise
     finally:
         manifest["end"] = _now()
