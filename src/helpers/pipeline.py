@@ -335,6 +335,7 @@ def _execute_step(
             progress_bar=progress,
             execution_timeout=params.run.timeout,
             cwd=str(NOTEBOOK_DIR),
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
         )
     except pm.PapermillExecutionError as exc:
         error = f"step {step} ({notebook}) failed at cell {exc.exec_count}: {exc.ename}: {_first_line(exc.evalue)}"
