@@ -464,3 +464,58 @@ def test_roc_auc_and_permutation_importance_match_sklearn() -> None:
     model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(x, y)
     importance = permutation_importance(model, x, y, seed=0)
     assert importance[0] > 0.2 and importance[1] < 0.05
+
+
+# --------------------------------------------------------------------------- drift from profiles
+
+
+def _profiles(base: pd.DataFrame, target: pd.DataFrame, parts: int = 1):
+    from helpers.profile import profile_frame
+
+    types, _ = infer_column_types(base, DriftParams())
+    base_prof = profile_frame(base, types)
+    chunks = np.array_split(np.arange(len(target)), parts)
+    target_prof = profile_frame(target.iloc[chunks[0]], types, base_prof.edges)
+    for chunk in chunks[1:]:
+        target_prof = target_prof.merge(profile_frame(target.iloc[chunk], types, base_prof.edges))
+    return base_prof, target_prof
+
+
+def test_compare_profiles_matches_compare_on_rows() -> None:
+    from helpers.drift import compare_profiles
+
+    base, target = _mixed(1, 5000), _mixed(2, 4000, mean=0.5, mix=[0.05, 0.05, 0.2, 0.3, 0.4])
+    rows = compare(base, target, NO_COEF)
+    counts = compare_profiles(*_profiles(base, target, parts=3), NO_COEF)
+    assert set(counts.drifted_features) == set(rows.drifted_features) == {"a", "c"}
+    for name in ("c", "d", "k"):
+        for key in ("chi2_pvalue", "jensenshannon", "psi", "euclidean"):
+            if key in rows.feature(name).metrics:
+                assert counts.feature(name).metrics[key] == pytest.approx(rows.feature(name).metrics[key], abs=1e-12)
+    a_rows, a_counts = rows.feature("a"), counts.feature("a")
+    assert a_counts.metrics["psi"] == pytest.approx(a_rows.metrics["psi"], abs=1e-12)
+    assert a_counts.metrics["jensenshannon"] == pytest.approx(a_rows.metrics["jensenshannon"], abs=1e-12)
+    assert a_counts.metrics["wasserstein"] == pytest.approx(a_rows.metrics["wasserstein"], rel=0.03)
+    assert a_counts.metrics["ks_statistic"] == pytest.approx(a_rows.metrics["ks_statistic"], abs=0.01)
+    assert counts.coefficient is None and any("profiles hold no rows" in n for n in counts.notes)
+    assert any("approximate" in n for n in a_counts.notes)
+    json.dumps(counts.to_dict(), allow_nan=False)
+
+
+def test_compare_profiles_handles_bad_pairs() -> None:
+    from helpers.drift import compare_profiles
+    from helpers.profile import profile_frame
+
+    base, target = _mixed(1, 500), _mixed(2, 500)
+    base_prof, _ = _profiles(base, target)
+    own_edges = profile_frame(target, {"a": "numeric", "c": "categorical", "b": "categorical"})
+    report = compare_profiles(base_prof, own_edges, DriftParams(numeric_test="energy"))
+    a, b = report.feature("a"), report.feature("b")
+    assert not a.compared and "different bin edges" in a.notes[0]
+    assert b.type == "mismatch" and not b.compared
+    assert report.feature("c").compared
+    assert "columns only in the baseline profile, not compared: k, d" in report.notes
+    _, target_prof = _profiles(base, target)
+    energy = compare_profiles(base_prof, target_prof, DriftParams(numeric_test="energy"))
+    assert energy.feature("a").test == "wasserstein"
+    assert any("energy needs rows" in n for n in energy.feature("a").notes)

@@ -84,7 +84,7 @@ def test_html_is_self_contained_small_and_complete(report: DriftReport, tmp_path
     assert not re.search(r"<script(?! type=\"application/json\")", page)  # no code, only data
     assert ("DRIFT DETECTED" if report.drifted else "NO DRIFT") in page
     assert report.reason.replace(">", "&gt;").replace("<", "&lt;") in page
-    assert f"{report.coefficient:.4g}" in page or f"{report.coefficient:.3e}" in page
+    assert f"<div class=\"v\">{report.coefficient:.3f}</div><div class=\"k\">drift coefficient" in page
     assert f"({report.n_drifted} of {report.n_compared})" in page
     # per-feature table lists drifted features first
     table = page.split("<h2>Per-feature decisions</h2>")[1].split("</table>")[0]

@@ -31,6 +31,9 @@ contribution is its permutation importance (drop in ROC AUC) normalised to sum t
 set drifts when the share of drifted features reaches ``drift_share`` or the coefficient
 reaches ``coefficient_threshold``.
 
+Data too big to hold goes through profiles (:mod:`helpers.profile`): :func:`compare_profiles`
+gives the same report from a baseline profile and a target profile merged from partitions.
+
 Column typing (:func:`infer_column_types`): strings and booleans are categorical; integer
 columns (or floats holding only whole numbers) with at most ``categorical_max_unique`` distinct
 baseline values are categorical; other numbers are numeric; datetime columns and ID-like
@@ -65,6 +68,8 @@ from helpers.config import DriftParams
 from helpers.errors import DataError, ParamsError
 from helpers.profile import (
     CategoricalProfile,
+    ColumnProfile,
+    FrameProfile,
     NumericProfile,
     aligned_counts,
     baseline_edges,
@@ -80,6 +85,7 @@ from helpers.profile import (
 NUMERIC_TESTS = ("ks", "wasserstein", "energy", "psi", "jensenshannon")
 CATEGORICAL_TESTS = ("chi2", "jensenshannon", "psi", "euclidean")
 PVALUE_TESTS = frozenset({"ks", "chi2"})
+PROFILE_NUMERIC_TESTS = ("ks", "wasserstein", "psi", "jensenshannon")  # energy needs rows
 COLUMN_TYPES = ("numeric", "categorical", "datetime", "id", "exclude")
 TEST_METRIC = {
     "ks": "ks_pvalue",
@@ -817,10 +823,10 @@ def _category_histogram(labels: list[str], b: np.ndarray, t: np.ndarray) -> dict
 def _categorical_notes(result: FeatureDrift, b: np.ndarray, t: np.ndarray) -> None:
     if result.new_categories:
         shown = ", ".join(result.new_categories[:5]) + (" ..." if len(result.new_categories) > 5 else "")
-        result.notes.append(f"{len(result.new_categories)} categories only in the target: {shown}")
+        result.notes.append(f"{_categories(len(result.new_categories))} only in the target: {shown}")
     if result.gone_categories:
         shown = ", ".join(result.gone_categories[:5]) + (" ..." if len(result.gone_categories) > 5 else "")
-        result.notes.append(f"{len(result.gone_categories)} categories gone from the target: {shown}")
+        result.notes.append(f"{_categories(len(result.gone_categories))} gone from the target: {shown}")
     if len(b) == 1:
         result.notes.append("a single category on both sides: chi-squared has no degrees of freedom (p = 1)")
     else:
@@ -830,11 +836,18 @@ def _categorical_notes(result: FeatureDrift, b: np.ndarray, t: np.ndarray) -> No
     _few_values_note(result, int(b.sum()), int(t.sum()))
 
 
-def _choose(result: FeatureDrift, params: DriftParams) -> None:
+def _categories(n: int) -> str:
+    return f"{n} category" if n == 1 else f"{n} categories"
+
+
+def _choose(result: FeatureDrift, params: DriftParams, available: Sequence[str] | None = None) -> None:
     n_base = int(result.baseline["count"])
     n_target = int(result.target["count"])
     n = min(n_base, n_target) if params.small_sample_rule == "smaller_side" else n_base
     result.test = select_test(result.feature, result.type, n, params)
+    if available is not None and result.test not in available:
+        result.notes.append(f"{result.test} needs rows, not profiles: wasserstein used instead")
+        result.test = "wasserstein"
     result.threshold = float(getattr(params.thresholds, result.test))
     result.statistic = result.metrics[TEST_METRIC[result.test]]
     if result.test in PVALUE_TESTS:
@@ -1119,7 +1132,125 @@ def compare(
     _decide(results, params.correction)
     coefficient = drift_coefficient(prepared, params)
     over_time = drift_over_time(prepared, results, target, time_column, params) if time_column else None
-    return _assemble(results, coefficient, over_time, notes, baseline, target, params)
+    return _assemble(results, coefficient, over_time, notes, (len(baseline), len(target)), params)
+
+
+def compare_profiles(
+    baseline: FrameProfile,
+    target: FrameProfile,
+    params: DriftParams,
+    *,
+    features: list[str] | None = None,
+) -> DriftReport:
+    """Compare two profiles (for data too big to hold): the same report, from counts only.
+
+    Profile the target (every partition, merged) with the baseline's edges:
+    ``profile_frame(part, types, baseline.edges)``. Categorical statistics, PSI and
+    Jensen-Shannon are exact; the Wasserstein distance and the KS statistic come from the fine
+    histograms (``wasserstein_approx``, ``ks_approx``; the KS p-value uses the approximate
+    statistic), energy distance is not available (a feature set to ``energy`` uses the
+    normalised Wasserstein distance instead), and there is no drift coefficient (it needs rows).
+    Every such substitution is written in the feature's notes.
+    """
+    names, notes = _profile_features(baseline, target, features)
+    results = [_compare_profile_feature(n, baseline.columns.get(n), target.columns.get(n), params) for n in names]
+    if not any(r.compared for r in results):
+        detail = "; ".join(f"{r.feature}: {', '.join(r.notes) or r.type}" for r in results)
+        raise DataError(f"no feature could be compared ({detail})")
+    _decide(results, params.correction)
+    coefficient = Coefficient(None, notes=["drift coefficient not computed: profiles hold no rows to classify"])
+    return _assemble(results, coefficient, None, notes, (baseline.rows, target.rows), params)
+
+
+def _profile_features(
+    baseline: FrameProfile, target: FrameProfile, features: list[str] | None
+) -> tuple[list[str], list[str]]:
+    if features is not None:
+        for name in features:
+            if name not in baseline.columns and name not in target.columns:
+                raise DataError(f"feature {name!r} is in neither profile")
+        return list(dict.fromkeys(features)), []
+    notes = []
+    for side, mine, other in (("baseline", baseline, target), ("target", target, baseline)):
+        only = [c for c in mine.columns if c not in other.columns]
+        if only:
+            notes.append(f"columns only in the {side} profile, not compared: {', '.join(only)}")
+    return [c for c in baseline.columns if c in target.columns], notes
+
+
+def _compare_profile_feature(
+    name: str, base: ColumnProfile | None, target: ColumnProfile | None, params: DriftParams
+) -> FeatureDrift:
+    for side, prof in (("baseline", base), ("target", target)):
+        if prof is None:
+            return FeatureDrift(feature=name, type="missing", notes=[f"column missing in the {side} profile"])
+    assert base is not None and target is not None
+    override = params.column_types.get(name)
+    result = FeatureDrift(feature=name, type=base.kind)
+    if base.kind != target.kind or (override in ("numeric", "categorical") and override != base.kind):
+        result.type = "mismatch"
+        result.notes.append(f"type mismatch: baseline profile {base.kind}, target profile {target.kind}; not compared")
+        return result
+    if override in ("datetime", "id", "exclude"):
+        result.type = override
+        result.notes.append(f"type {override} set by drift.column_types: excluded")
+        return result
+    if not _has_values(result, base.count, target.count, 0, 0):
+        return result
+    if isinstance(base, NumericProfile) and isinstance(target, NumericProfile):
+        ok = _profile_numeric(result, base, target)
+    else:
+        ok = _profile_categorical(result, base, target)  # type: ignore[arg-type]
+    if ok:
+        result.compared = True
+        _choose(result, params, available=PROFILE_NUMERIC_TESTS if result.type == "numeric" else None)
+    return result
+
+
+def _profile_numeric(result: FeatureDrift, base: NumericProfile, target: NumericProfile) -> bool:
+    try:
+        out = numeric_distances(base, target)
+    except ValueError as exc:
+        result.notes.append(f"{exc}; not compared")
+        return False
+    if "wasserstein_approx" not in out:
+        result.notes.append("the profiles hold no fine histogram (fine_bins = 0); not compared")
+        return False
+    scale = base.std if base.std > 0 else base.merge(target).std
+    wasserstein = out["wasserstein_approx"]
+    result.metrics = {
+        "ks_statistic": out["ks_approx"],
+        "ks_pvalue": ks_pvalue(out["ks_approx"], base.count, target.count),
+        "wasserstein": wasserstein,
+        "wasserstein_norm": wasserstein / scale if scale > 0 else 0.0,
+        "psi": out["psi"],
+        "jensenshannon": out["jensenshannon"],
+    }
+    result.baseline = _numeric_side(base)
+    result.target = _numeric_side(target)
+    result.histogram = {
+        "kind": "numeric",
+        "edges": base.edges.tolist(),
+        "baseline": base.hist.tolist(),
+        "target": target.hist.tolist(),
+    }
+    result.notes.append("from profiles: KS and Wasserstein are approximate (fine histogram); no energy distance")
+    _numeric_notes(result, base, target, base.infinite, target.infinite)
+    return True
+
+
+def _profile_categorical(result: FeatureDrift, base: CategoricalProfile, target: CategoricalProfile) -> bool:
+    labels, b, t = aligned_counts(base, target)
+    result.metrics = categorical_metrics(base, target)
+    result.metrics["distinct_baseline"] = float(len(base.counts))
+    result.metrics["distinct_target"] = float(len(target.counts))
+    result.baseline = _categorical_side(base)
+    result.target = _categorical_side(target)
+    result.new_categories = [c for c, n in zip(labels, b, strict=True) if n == 0]
+    result.gone_categories = [c for c, n in zip(labels, t, strict=True) if n == 0]
+    result.histogram = _category_histogram(labels, b, t)
+    _categorical_notes(result, b, t)
+    return True
 
 
 def _check_not_empty(df: pd.DataFrame, side: str) -> None:
@@ -1187,8 +1318,7 @@ def _assemble(
     coefficient: Coefficient,
     over_time: OverTime | None,
     notes: list[str],
-    baseline: pd.DataFrame,
-    target: pd.DataFrame,
+    rows: tuple[int, int],
     params: DriftParams,
 ) -> DriftReport:
     for r in results:
@@ -1209,8 +1339,8 @@ def _assemble(
         share_drifted=share,
         drifted=drifted,
         reason=reason,
-        baseline_rows=len(baseline),
-        target_rows=len(target),
+        baseline_rows=rows[0],
+        target_rows=rows[1],
         n_compared=len(compared),
         n_drifted=n_drifted,
         coefficient_detail={

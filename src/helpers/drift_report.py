@@ -104,7 +104,7 @@ def _summary_section(report: DriftReport) -> str:
     kind = "drift" if report.drifted else "ok"
     verdict = "DRIFT DETECTED" if report.drifted else "NO DRIFT"
     cards = [
-        ("drift coefficient", _num(report.coefficient)),
+        ("drift coefficient", MISSING if report.coefficient is None else f"{report.coefficient:.3f}"),
         ("share of drifted features", f"{report.share_drifted:.0%} ({report.n_drifted} of {report.n_compared})"),
         ("baseline rows", f"{report.baseline_rows:,}"),
         ("target rows", f"{report.target_rows:,}"),
