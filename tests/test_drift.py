@@ -519,3 +519,17 @@ def test_compare_profiles_handles_bad_pairs() -> None:
     energy = compare_profiles(base_prof, target_prof, DriftParams(numeric_test="energy"))
     assert energy.feature("a").test == "wasserstein"
     assert any("energy needs rows" in n for n in energy.feature("a").notes)
+
+
+def test_odd_frames_integer_names_duplicates_and_pandas_categoricals() -> None:
+    rng = np.random.default_rng(0)
+    base = pd.DataFrame({0: rng.normal(size=200), 1: pd.Categorical(rng.choice(["u", "v"], 200), categories=list("uvw"))})
+    target = pd.DataFrame({0: rng.normal(size=200), 1: pd.Categorical(rng.choice(["u", "v"], 200), categories=list("uvw"))})
+    report = compare(base, target, NO_COEF)
+    assert {f.feature for f in report.features} == {"0", "1"}
+    cat = report.feature("1")
+    assert cat.compared and cat.new_categories == [] and cat.gone_categories == []
+    assert cat.metrics["distinct_baseline"] == 2
+    twice = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
+    with pytest.raises(DataError, match="duplicate column names: a"):
+        compare(twice, twice, NO_COEF)

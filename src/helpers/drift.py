@@ -1114,8 +1114,8 @@ def compare(
     ParamsError
         An unknown test, column type or period in ``params``.
     """
-    _check_not_empty(baseline, "baseline")
-    _check_not_empty(target, "target")
+    baseline = _checked_frame(baseline, "baseline")
+    target = _checked_frame(target, "target")
     names, notes = _resolve_features(baseline, target, features, time_column)
     in_base = [n for n in names if n in baseline.columns and n in target.columns]
     types, type_notes = infer_column_types(baseline, params, in_base)
@@ -1253,13 +1253,20 @@ def _profile_categorical(result: FeatureDrift, base: CategoricalProfile, target:
     return True
 
 
-def _check_not_empty(df: pd.DataFrame, side: str) -> None:
+def _checked_frame(df: pd.DataFrame, side: str) -> pd.DataFrame:
+    """The frame with text column names; a clear error when it is empty or ambiguous."""
     if not isinstance(df, pd.DataFrame):
         raise DataError(f"the {side} must be a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0:
         raise DataError(f"the {side} is empty (0 rows): nothing to compare")
     if len(df.columns) == 0:
         raise DataError(f"the {side} has no columns: nothing to compare")
+    if not all(isinstance(c, str) for c in df.columns):
+        df = df.rename(columns=str)  # no data is copied
+    duplicated = df.columns[df.columns.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataError(f"the {side} has duplicate column names: {', '.join(duplicated)}; rename them")
+    return df
 
 
 def _resolve_features(

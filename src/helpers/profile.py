@@ -87,6 +87,7 @@ def category_label(value: Any) -> str:
 def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
     """Count each category (missing values excluded) and the missing values of a column."""
     counts = series.value_counts(dropna=True, sort=False)
+    counts = counts[counts > 0]  # a pandas Categorical lists its unused categories too
     missing = int(len(series) - counts.sum())
     labels = [category_label(v) for v in counts.index]
     summed: dict[str, int] = {}
