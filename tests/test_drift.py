@@ -523,8 +523,11 @@ def test_compare_profiles_handles_bad_pairs() -> None:
 
 def test_odd_frames_integer_names_duplicates_and_pandas_categoricals() -> None:
     rng = np.random.default_rng(0)
-    base = pd.DataFrame({0: rng.normal(size=200), 1: pd.Categorical(rng.choice(["u", "v"], 200), categories=list("uvw"))})
-    target = pd.DataFrame({0: rng.normal(size=200), 1: pd.Categorical(rng.choice(["u", "v"], 200), categories=list("uvw"))})
+    def side() -> pd.DataFrame:
+        codes = pd.Categorical(rng.choice(["u", "v"], 200), categories=list("uvw"))
+        return pd.DataFrame({0: rng.normal(size=200), 1: codes})
+
+    base, target = side(), side()
     report = compare(base, target, NO_COEF)
     assert {f.feature for f in report.features} == {"0", "1"}
     cat = report.feature("1")
