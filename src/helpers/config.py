@@ -156,7 +156,11 @@ class MetricGate:
 
 @dataclass
 class ChampionGate:
-    """The challenger must beat the champion on the same rows by at least this much."""
+    """The challenger must beat the champion on the same rows by at least this much.
+
+    ``min_improvement`` is in the metric's units, or a fraction of the champion's value when
+    ``relative``; the direction (lower or higher is better) follows the metric.
+    """
 
     metric: str = "rmse"
     compare_on: Literal["current", "test"] = "current"
@@ -166,18 +170,23 @@ class ChampionGate:
 
 @dataclass
 class GatesParams:
-    """Release gates applied by the deploy step."""
+    """Release gates applied by the deploy step, and how releases take turns."""
 
-    metrics: dict[str, MetricGate] = field(default_factory=dict)
+    metrics: dict[str, MetricGate] = field(default_factory=dict)  # on the held-out test rows
+    current_metrics: dict[str, MetricGate] = field(default_factory=dict)  # on the current window
     champion: ChampionGate = field(default_factory=ChampionGate)
     block_on_drift: bool = False
     require_validation: bool = True
-    require_approval: bool = False
+    smoke_tolerance: float = 1e-6  # largest |served - offline| prediction difference
+    require_approval: bool = False  # then a passing version waits for `driftgate approve <version>`
+    lock_timeout: float = 120.0  # seconds to wait for another release to finish
+    lock_stale_after: float = 600.0  # a release lock older than this is from a crashed release
 
 
 @dataclass
 class MlflowParams:
-    """Where runs and models are tracked; ``tracking_uri`` defaults to SQLite under outputs."""
+    """Where runs and models are tracked; ``tracking_uri`` (also the registry) defaults to
+    ``MLFLOW_TRACKING_URI``, else SQLite under outputs."""
 
     tracking_uri: str | None = None
     experiment: str = "driftgate"
@@ -451,12 +460,15 @@ def _check_semantics(params: Params, where: str) -> None:
             _check_date(getattr(window, end), where, f"windows.{name}.{end}")
         if window.start >= window.end:
             raise ParamsError(f"{where}: windows.{name}: start {window.start} must be before end {window.end}")
-    for metric in params.gates.metrics:
-        if metric not in KNOWN_METRICS[data.task]:
-            raise ParamsError(
-                f"{where}: gates.metrics.{metric}: unknown metric for a {data.task} task"
-                f"{_suggest(metric, KNOWN_METRICS[data.task])}"
-            )
+    for section in ("metrics", "current_metrics"):
+        for metric in getattr(params.gates, section):
+            if metric not in KNOWN_METRICS[data.task]:
+                raise ParamsError(
+                    f"{where}: gates.{section}.{metric}: unknown metric for a {data.task} task"
+                    f"{_suggest(metric, KNOWN_METRICS[data.task])}"
+                )
+    if params.gates.lock_timeout < 0 or params.gates.lock_stale_after <= 0:
+        raise ParamsError(f"{where}: gates.lock_timeout / gates.lock_stale_after: must be positive")
     if params.gates.champion.metric not in KNOWN_METRICS[data.task]:
         raise ParamsError(
             f"{where}: gates.champion.metric: unknown metric {params.gates.champion.metric!r}"

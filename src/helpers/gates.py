@@ -1,10 +1,16 @@
-"""Release gates: each gives pass or fail with its reason; the release needs all to pass.
+"""Release gates: each gives pass or fail (or, for approval, waiting) with its reason.
+
+A release needs every gate to pass. :func:`verdict` turns the gate results into the decision:
+``promoted`` (all pass), ``blocked`` (any fails) or ``waiting`` (only the manual approval is
+missing: the version waits as ``challenger`` until ``driftgate approve``).
 
 Example
 -------
 >>> results = metric_gates({"rmse": 80.0}, {"rmse": MetricGate(max=100)})
 >>> results[0].passed, results[0].reason
 (True, 'rmse = 80 within [-inf, 100]')
+>>> verdict(results)
+('promoted', 'all 1 gates passed')
 """
 
 from __future__ import annotations
@@ -16,25 +22,44 @@ import pandas as pd
 
 from helpers.config import KNOWN_METRICS, ChampionGate, MetricGate
 
+PROMOTED, BLOCKED, WAITING = "promoted", "blocked", "waiting"
+APPROVAL = "manual approval"
+
 
 @dataclass
 class GateResult:
-    """The outcome of one gate."""
+    """The outcome of one gate; ``pending`` marks a gate that has neither passed nor failed."""
 
     gate: str
     passed: bool
     reason: str
+    pending: bool = False
+
+    @property
+    def status(self) -> str:
+        """``PASS``, ``FAIL`` or ``WAIT``."""
+        return "WAIT" if self.pending else ("PASS" if self.passed else "FAIL")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateResult:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["gate"]), bool(data["passed"]), str(data["reason"]), bool(data.get("pending", False)))
 
-def metric_gates(metrics: dict[str, float], bounds: dict[str, MetricGate]) -> list[GateResult]:
-    """Absolute thresholds: each configured metric must lie within its bounds."""
+
+def metric_gates(
+    metrics: dict[str, float], bounds: dict[str, MetricGate], rows: str | None = None,
+) -> list[GateResult]:
+    """Absolute thresholds: each configured metric must lie within its bounds.
+
+    ``rows`` names the rows the metrics were computed on (it goes into the gate's label).
+    """
     results = []
     for name, gate in bounds.items():
-        label = f"metric {name}"
+        label = f"metric {name}" + (f" ({rows} rows)" if rows else "")
         if name not in metrics or metrics[name] is None:
             results.append(GateResult(label, False, f"{name} missing from the evaluation"))
             continue
@@ -47,6 +72,9 @@ def metric_gates(metrics: dict[str, float], bounds: dict[str, MetricGate]) -> li
     return results
 
 
+CHAMPION_GATE = "beats champion"
+
+
 def champion_gate(
     challenger: dict[str, float], champion: dict[str, float] | None, rule: ChampionGate, task: str,
     champion_version: str | None = None,
@@ -55,7 +83,7 @@ def champion_gate(
 
     With no champion (first release) the gate passes and says so: only absolute gates apply.
     """
-    label = "beats champion"
+    label = CHAMPION_GATE
     if champion is None:
         return GateResult(label, True, "no champion yet: first release, judged by the absolute gates only")
     metric = rule.metric
@@ -102,15 +130,40 @@ def drift_gate(drift: dict[str, Any] | None, block: bool) -> GateResult:
     return GateResult(label, not drifted, reason)
 
 
+def smoke_gate(result: dict[str, Any]) -> GateResult:
+    """The smoke test's outcome (``passed`` and ``reason`` keys) as a gate."""
+    return GateResult("smoke test", bool(result.get("passed")), str(result.get("reason", "no reason given")))
+
+
+def approval_gate(required: bool, version: str, approval: dict[str, Any] | None = None) -> GateResult:
+    """Manual approval: passes when not required or given; otherwise pending (waiting)."""
+    if not required:
+        return GateResult(APPROVAL, True, "not required by gates.require_approval")
+    if approval:
+        note = f": {approval['note']}" if approval.get("note") else ""
+        return GateResult(APPROVAL, True, f"approved by {approval.get('by')} at {approval.get('at')}{note}")
+    return GateResult(APPROVAL, False, f"waiting for `driftgate approve {version}`", pending=True)
+
+
 def decide(results: list[GateResult]) -> tuple[bool, str]:
-    """All gates must pass; the reason lists the failed ones."""
-    failed = [r for r in results if not r.passed]
-    if not failed:
-        return True, f"all {len(results)} gates passed"
-    return False, "blocked by " + "; ".join(f"{r.gate}: {r.reason}" for r in failed)
+    """All gates must pass; the reason lists the failed (or waiting) ones."""
+    decision, reason = verdict(results)
+    return decision == PROMOTED, reason
+
+
+def verdict(results: list[GateResult]) -> tuple[str, str]:
+    """``promoted``, ``blocked`` or ``waiting``, with the reason naming the gates concerned."""
+    failed = [r for r in results if not r.passed and not r.pending]
+    waiting = [r for r in results if r.pending]
+    if failed:
+        return BLOCKED, "blocked by " + "; ".join(f"{r.gate}: {r.reason}" for r in failed)
+    if waiting:
+        others = len(results) - len(waiting)
+        return WAITING, f"all {others} other gates passed; " + "; ".join(r.reason for r in waiting)
+    return PROMOTED, f"all {len(results)} gates passed"
 
 
 def table(results: list[GateResult]) -> pd.DataFrame:
-    """Gate results as a table with PASS/FAIL."""
-    rows = [{"gate": r.gate, "result": "PASS" if r.passed else "FAIL", "reason": r.reason} for r in results]
+    """Gate results as a table with PASS, FAIL or WAIT."""
+    rows = [{"gate": r.gate, "result": r.status, "reason": r.reason} for r in results]
     return pd.DataFrame(rows, columns=["gate", "result", "reason"])
