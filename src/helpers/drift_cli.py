@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--params", help="params YAML: a full params file, or one with drift:/alerts: sections")
     parser.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one parameter, e.g. -p drift.correction=bonferroni (repeatable)")
-    parser.add_argument("--features", help="comma-separated columns to compare (default: all common columns)")
+    parser.add_argument("--features", help="comma-separated columns (default: data.features of a full params "
+                        "file, else all common columns)")
     parser.add_argument("--time-column", help="a date/time column of the target: adds drift per drift.period")
     parser.add_argument("--html", help="write the self-contained HTML report here")
     parser.add_argument("--json", help="write the JSON summary (every number) here")
