@@ -184,3 +184,20 @@ def test_merge_with_other_edges_is_refused() -> None:
     b = profile_frame(pd.DataFrame({"x": [0.0, 2.0]}), {"x": "numeric"})
     with pytest.raises(ValueError, match="different bin edges"):
         a.merge(b)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sorted_fast_path_equals_general_profile(seed: int) -> None:
+    from helpers.profile import profile_numeric, sorted_histogram
+
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=500)
+    edges = baseline_edges(base, 12)
+    values = np.sort(np.concatenate([rng.normal(0.5, 2, 700), edges[[0, 3, -1]], np.round(rng.normal(size=50))]))
+    np.testing.assert_array_equal(sorted_histogram(values, edges), histogram_with_overflow(values, edges))
+    fast = profile_numeric(values, 2, 1, edges, fine_bins=64, is_sorted=True)
+    slow = profile_numeric(rng.permutation(values), 2, 1, edges, fine_bins=64)
+    np.testing.assert_array_equal(fast.hist, slow.hist)
+    np.testing.assert_array_equal(fast.fine_hist, slow.fine_hist)
+    assert (fast.min, fast.max, fast.count) == (slow.min, slow.max, slow.count)
+    assert fast.under_sum == pytest.approx(slow.under_sum) and fast.over_sum == pytest.approx(slow.over_sum)
