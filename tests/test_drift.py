@@ -536,3 +536,14 @@ def test_odd_frames_integer_names_duplicates_and_pandas_categoricals() -> None:
     twice = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
     with pytest.raises(DataError, match="duplicate column names: a"):
         compare(twice, twice, NO_COEF)
+
+
+def test_threaded_comparison_of_big_tables_gives_the_same_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    import helpers.drift as drift_module
+
+    base, target = _mixed(1, 3000), _mixed(2, 3000, mean=0.3)
+    serial = compare(base, target, NO_COEF).to_dict()
+    monkeypatch.setattr(drift_module, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(drift_module, "MAX_THREADS", 3)
+    monkeypatch.setattr(drift_module.os, "cpu_count", lambda: 3)
+    assert compare(base, target, NO_COEF).to_dict() == serial

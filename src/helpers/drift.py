@@ -55,8 +55,10 @@ Example
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +111,8 @@ FEW_VALUES = 30  # fewer values than this on a side: tests have little power (no
 PLOT_CATEGORIES = 20  # categories drawn in a bar chart; the rest are summed as "(other)"
 MAX_CLASSIFIER_CATEGORIES = 254  # HistGradientBoosting's limit; rarer categories share a code
 MIN_CLASSIFIER_ROWS = 10  # per side, for the drift coefficient
+MAX_THREADS = 4  # threads comparing features of big tables
+PARALLEL_MIN_ROWS = 200_000  # baseline + target rows from which features are compared in threads
 CLASSIFIER_TREES = 50  # boosting iterations of the drift-coefficient classifier (learning rate 0.2)
 IMPORTANCE_ROWS = 2000  # held-out rows used for permutation importance (all copies scored at once)
 
@@ -1125,13 +1129,9 @@ def compare(
     names, notes = _resolve_features(baseline, target, features, time_column)
     in_base = [n for n in names if n in baseline.columns and n in target.columns]
     types, type_notes = infer_column_types(baseline, params, in_base)
-    results: list[FeatureDrift] = []
-    prepared: list[_Prepared] = []
-    for name in names:
-        result, prep = _compare_feature(name, baseline, target, types.get(name), type_notes.get(name, []), params)
-        results.append(result)
-        if prep is not None:
-            prepared.append(prep)
+    pairs = _compare_features(names, baseline, target, types, type_notes, params)
+    results = [result for result, _ in pairs]
+    prepared = [prep for _, prep in pairs if prep is not None]
     if not prepared:
         detail = "; ".join(f"{r.feature}: {', '.join(r.notes) or r.type}" for r in results)
         raise DataError(f"no feature could be compared ({detail})")
@@ -1257,6 +1257,26 @@ def _profile_categorical(result: FeatureDrift, base: CategoricalProfile, target:
     result.histogram = _category_histogram(labels, b, t)
     _categorical_notes(result, b, t)
     return True
+
+
+def _compare_features(
+    names: list[str],
+    baseline: pd.DataFrame,
+    target: pd.DataFrame,
+    types: dict[str, str],
+    type_notes: dict[str, list[str]],
+    params: DriftParams,
+) -> list[tuple[FeatureDrift, _Prepared | None]]:
+    """Compare every feature; big tables use a few threads (numpy's sorts release the GIL)."""
+
+    def one(name: str) -> tuple[FeatureDrift, _Prepared | None]:
+        return _compare_feature(name, baseline, target, types.get(name), type_notes.get(name, []), params)
+
+    workers = min(MAX_THREADS, os.cpu_count() or 1, len(names))
+    if workers <= 1 or len(baseline) + len(target) < PARALLEL_MIN_ROWS:
+        return [one(name) for name in names]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, names))
 
 
 def _checked_frame(df: pd.DataFrame, side: str) -> pd.DataFrame:
