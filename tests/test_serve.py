@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,16 +16,18 @@ import pytest
 from helpers.capture import CaptureWriter, read_captures
 from helpers.errors import RegistryError, ServeError
 from helpers.serve import (
-    Batcher,
     ColumnSpec,
     InputError,
     InputSchema,
+    LoadedModel,
     ModelRef,
+    ScoreJob,
     ScoringService,
     ServeClient,
     check_inputs,
     encode_frame,
     parse_request,
+    score_jobs,
     smoke_test,
 )
 from serve_fixtures import (
@@ -355,46 +358,57 @@ def test_follows_champion_without_dropping_requests(registered: RegisteredModels
     assert set(captured["model_version"]) <= {"1", "2"} and "2" in set(captured["model_version"])
 
 
-def test_batched_and_single_scoring_agree(registered: RegisteredModels) -> None:
-    svc = ScoringService(registered.uri("1"), tracking_uri=registered.tracking_uri, port=0, alias_poll_interval=0)
-    svc.start()
-    try:
-        model = svc.model
-        batcher = Batcher(max_rows=50).start()
-        frames = [check_inputs(registered.rows.iloc[i : i + 1 + i % 3], model.schema) for i in range(40)]
-        outputs: list[np.ndarray] = [np.empty(0)] * len(frames)
-
-        def score(i: int) -> None:
-            outputs[i] = batcher.predict(model, frames[i])
-
-        threads = [threading.Thread(target=score, args=(i,)) for i in range(len(frames))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        batcher.stop()
-        for frame, out in zip(frames, outputs, strict=True):
-            np.testing.assert_array_equal(out, model.predict(frame))
-        assert batcher.requests == len(frames)
-    finally:
-        svc.stop()
+def _job(model: LoadedModel, rows: pd.DataFrame, i: int) -> ScoreJob:
+    return ScoreJob(model, encode_frame(rows), "application/json", f"r{i}", time.time(), time.perf_counter())
 
 
-def test_a_bad_request_in_a_batch_does_not_fail_its_neighbours(registered: RegisteredModels) -> None:
-    svc = ScoringService(registered.uri("1"), tracking_uri=registered.tracking_uri, port=0, alias_poll_interval=0)
-    svc.start()
-    svc.stop()
-    model = svc.model
-    batcher = Batcher()
-    good = check_inputs(registered.rows.head(2), model.schema)
-    bad = good.drop(columns=["hr"])  # the pipeline itself refuses this
-    from helpers.serve import _Job
+def test_stacked_and_single_scoring_agree(service: ScoringService, registered: RegisteredModels) -> None:
+    model = service.model
+    slices = [registered.rows.iloc[i : i + 1 + i % 3] for i in range(40)]
+    jobs = [_job(model, rows, i) for i, rows in enumerate(slices)]
+    jobs.insert(5, ScoreJob(model, b"{broken", "application/json", "bad", time.time(), time.perf_counter()))
+    calls = score_jobs(jobs, max_rows=7)
+    assert calls < 40 / 2  # requests shared model calls
+    assert isinstance(jobs.pop(5).error, InputError)
+    for job, rows in zip(jobs, slices, strict=True):
+        assert job.error is None
+        got = json.loads(job.payload)["predictions"]
+        np.testing.assert_array_equal(got, model.predict(check_inputs(rows, model.schema)))
 
-    jobs = [_Job(model, good), _Job(model, bad), _Job(model, good)]
-    batcher._score(jobs)
-    assert jobs[1].error is not None
-    assert jobs[0].error is None and jobs[2].error is None
-    np.testing.assert_array_equal(jobs[0].outputs, model.predict(good))
+
+def test_a_request_the_model_refuses_does_not_fail_its_neighbours() -> None:
+    def picky(frame: pd.DataFrame) -> np.ndarray:
+        if (frame["hr"] < 0).any():
+            raise ValueError("negative hour")
+        return frame["hr"].to_numpy() * 2.0
+
+    schema = InputSchema((ColumnSpec("hr", "long"),))
+    model = LoadedModel("models:/m/1", "m", "1", schema, picky, True, "test")
+    jobs = [_job(model, pd.DataFrame({"hr": [h, h + 1]}), h) for h in (1, -5, 3)]
+    assert score_jobs(jobs, max_rows=100) == 1
+    assert jobs[1].error is not None and "negative hour" in str(jobs[1].error)
+    assert json.loads(jobs[0].payload)["predictions"] == [2.0, 4.0]
+    assert json.loads(jobs[2].payload)["predictions"] == [6.0, 8.0]
+
+
+def test_concurrent_requests_get_their_own_predictions(service: ScoringService, registered: RegisteredModels) -> None:
+    failures: list[str] = []
+
+    def traffic(k: int) -> None:
+        with ServeClient(service.url, token=TOKEN) as c:
+            for i in range(k, 120, 6):
+                rows = registered.rows.iloc[i : i + 1 + i % 4]
+                got = c.predict(rows).values
+                if not np.array_equal(got, registered.expected["1"][i : i + 1 + i % 4]):
+                    failures.append(f"request {i}")
+
+    threads = [threading.Thread(target=traffic, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert service.health()["batching"]["requests"] >= 120
 
 
 # --------------------------------------------------------------------------- input checks (no server)

@@ -617,74 +617,176 @@ def _warm_up(model: LoadedModel, example: Any) -> None:
         raise ServeError(f"model {model.uri} fails on its own input example: {_first_line(exc)}") from None
 
 
-# --------------------------------------------------------------------------- batching
+# --------------------------------------------------------------------------- scoring
 
 
 @dataclass
-class _Job:
-    """One request's checked rows waiting for the batcher."""
+class ScoreJob:
+    """One ``/invocations`` request on its way through the scorer."""
 
-    model: LoadedModel
-    frame: pd.DataFrame
+    model: LoadedModel  # the model current when the request arrived; it finishes on this one
+    body: bytes
+    content_type: str | None
+    request_id: str
+    timestamp: float  # arrival, seconds since the epoch
+    started: float  # arrival, :func:`time.perf_counter`
     done: threading.Event = field(default_factory=threading.Event)
+    inputs: pd.DataFrame | None = None
     outputs: Any = None
+    payload: bytes = b""
+    latency_ms: float = 0.0
     error: BaseException | None = None
 
+    def fail(self, error: BaseException) -> None:
+        """Finish with ``error`` (an :class:`InputError` becomes a 4xx, anything else a 500)."""
+        self.error = error
+        self.done.set()
 
-class Batcher:
-    """Scores the requests that arrive together in one call of the model.
 
-    Request threads parse and check their rows, then hand them here. One thread takes every
-    request waiting (up to ``max_rows`` rows), concatenates them, calls the model once and
-    hands each request its slice of the outputs. Nothing waits on purpose: a request that
-    arrives alone is scored alone; under load, requests that queued up while the previous call
-    ran share the next one, so the model's fixed cost per call (most of it, for one row) is
-    paid once per batch. A batch that fails is re-scored request by request, so one bad
-    request cannot fail its neighbours. Row-wise models (all of scikit-learn's regressors and
-    classifiers) give the same values batched or not.
+def score_jobs(jobs: Sequence[ScoreJob], max_rows: int) -> int:
+    """Parse, check, predict, encode: everything a request needs, for several at once.
+
+    Requests of the same model whose checked frames have the same columns and types are
+    stacked into one model call of at most ``max_rows`` rows; when a stacked call fails, its
+    requests are scored one by one so that one bad request cannot fail its neighbours.
+    Row-wise models (all of scikit-learn's regressors and classifiers) give the same values
+    stacked or not. Each job ends with ``payload`` (the JSON answer) or ``error``; the caller
+    sets ``done``. Returns the number of model calls made.
+    """
+    ready: list[ScoreJob] = []
+    for job in jobs:
+        try:
+            frame = parse_request(job.body, job.content_type, job.model.schema)
+            job.inputs = check_inputs(frame, job.model.schema)
+            ready.append(job)
+        except InputError as exc:
+            job.error = exc
+    stacks = _stacks(ready, max_rows)
+    for stack in stacks:
+        if len(stack) == 1 or not _predict_stacked(stack):
+            for job in stack:
+                _predict_one(job)
+    for job in ready:
+        if job.error is None:
+            try:
+                job.payload = json.dumps({"predictions": _jsonable(job.outputs)}).encode()
+            except (TypeError, ValueError) as exc:
+                job.error = ServeError(f"the model's outputs cannot be sent as JSON: {exc}")
+            job.latency_ms = (time.perf_counter() - job.started) * 1000.0
+    return len(stacks)
+
+
+def _stacks(jobs: list[ScoreJob], max_rows: int) -> list[list[ScoreJob]]:
+    """Jobs that can share a model call: same model, columns and types, at most ``max_rows``."""
+    groups: dict[tuple[Any, ...], list[list[ScoreJob]]] = {}
+    for job in jobs:
+        frame = job.inputs
+        assert frame is not None
+        key = (id(job.model), tuple(frame.columns), tuple(map(str, frame.dtypes)))
+        stacks = groups.setdefault(key, [[]])
+        if stacks[-1] and sum(len(j.inputs) for j in stacks[-1]) + len(frame) > max_rows:  # type: ignore[arg-type]
+            stacks.append([])
+        stacks[-1].append(job)
+    return [stack for stacks in groups.values() for stack in stacks]
+
+
+def _predict_one(job: ScoreJob) -> None:
+    try:
+        job.outputs = job.model.predict(job.inputs)
+    except Exception as exc:
+        job.error = InputError(f"the model could not score these inputs: {type(exc).__name__}: {_first_line(exc)}")
+
+
+def _predict_stacked(stack: list[ScoreJob]) -> bool:
+    frames = [job.inputs for job in stack]
+    try:
+        outputs = stack[0].model.predict(pd.concat(frames, ignore_index=True))
+        parts = _split_outputs(outputs, [len(f) for f in frames])  # type: ignore[arg-type]
+    except Exception:  # find the request at fault by scoring one by one
+        return False
+    for job, part in zip(stack, parts, strict=True):
+        job.outputs = part
+    return True
+
+
+def _split_outputs(outputs: Any, lengths: list[int]) -> list[Any]:
+    """Cut stacked outputs back into one piece per request."""
+    if len(outputs) != sum(lengths):
+        raise ValueError(f"the model returned {len(outputs)} outputs for {sum(lengths)} rows")
+    bounds = np.cumsum([0, *lengths])
+    if isinstance(outputs, pd.DataFrame | pd.Series):
+        return [outputs.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [outputs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+class Scorer:
+    """One thread that does the CPU work of every request, many requests at a time.
+
+    Request threads only read the body, hand the job over and write the answer; parsing,
+    checking, the model call, JSON encoding and capture happen here. With the GIL, threads
+    that share CPU-bound work mostly wait on each other (and a model that releases the GIL
+    between trees gives it away to whichever request thread wants it); with one worker that
+    takes every request waiting, the requests that queued while the previous call ran share
+    the next model call, whose fixed cost (most of it, for a single row) is paid once.
+    Nothing waits on purpose: a request that arrives alone is scored alone.
+
+    Under load, requests answered together come back together, a little later than the
+    next model call starts; so when fewer requests are queued than ``expected()`` (the open
+    connections), the worker waits up to ``linger`` seconds for the rest before it starts.
 
     Parameters
     ----------
-    max_rows : int
-        Most rows scored in one call; a single larger request is still scored whole.
+    process : callable
+        Does the work for a list of jobs (without setting ``done``).
+    max_jobs : int
+        Most requests taken at once.
+    linger : float
+        Longest wait, in seconds, for more requests to join a call; 0 never waits.
+    expected : callable
+        How many requests could be on their way (the service passes its open connections).
     """
 
-    def __init__(self, max_rows: int = 1000) -> None:
-        self.max_rows = max(1, int(max_rows))
-        self._jobs: list[_Job] = []
+    def __init__(
+        self,
+        process: Callable[[list[ScoreJob]], None],
+        max_jobs: int = 256,
+        linger: float = 0.0,
+        expected: Callable[[], int] = lambda: 1,
+    ) -> None:
+        self.process = process
+        self.max_jobs = max_jobs
+        self.linger = linger
+        self.expected = expected
+        self._jobs: list[ScoreJob] = []
         self._cond = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self.calls = 0
-        self.requests = 0
 
-    def start(self) -> Batcher:
-        """Start the scoring thread; returns ``self``."""
+    def start(self) -> Scorer:
+        """Start the worker thread; returns ``self``."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="scorer", daemon=True)
             self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Score what is queued, then stop; later calls of :meth:`predict` score directly."""
+        """Finish the queued jobs, then stop; later jobs run on the caller's thread."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=60)
 
-    def predict(self, model: LoadedModel, frame: pd.DataFrame) -> Any:
-        """Outputs of ``model`` for ``frame``, scored together with concurrent requests."""
-        job = _Job(model, frame)
+    def run(self, job: ScoreJob) -> None:
+        """Hand ``job`` to the worker and wait until it is done."""
         with self._cond:
-            if self._stopped or self._thread is None:
-                return model.predict(frame)
-            self._jobs.append(job)
-            self._cond.notify()
+            queued = not self._stopped and self._thread is not None
+            if queued:
+                self._jobs.append(job)
+                self._cond.notify()
+        if not queued:
+            self._finish([job])
         job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.outputs
 
     def _run(self) -> None:
         _one_openmp_thread()
@@ -693,63 +795,22 @@ class Batcher:
                 self._cond.wait_for(lambda: self._jobs or self._stopped)
                 if not self._jobs:
                     return
-                jobs = self._take()
-            try:
-                self._score(jobs)
-            finally:
-                for job in jobs:
-                    if not job.done.is_set():
-                        job.error = job.error or ServeError("the batch was not scored")
-                        job.done.set()
+                target = min(self.expected(), self.max_jobs)
+                if self.linger > 0 and len(self._jobs) < target:
+                    self._cond.wait_for(lambda n=target: len(self._jobs) >= n or self._stopped, self.linger)
+                jobs, self._jobs = self._jobs[: self.max_jobs], self._jobs[self.max_jobs :]
+            self._finish(jobs)
 
-    def _take(self) -> list[_Job]:
-        taken, rows = [self._jobs.pop(0)], 0
-        rows = len(taken[0].frame)
-        while self._jobs and rows + len(self._jobs[0].frame) <= self.max_rows:
-            job = self._jobs.pop(0)
-            taken.append(job)
-            rows += len(job.frame)
-        return taken
-
-    def _score(self, jobs: list[_Job]) -> None:
-        groups: dict[tuple[Any, ...], list[_Job]] = {}
-        for job in jobs:  # only frames of the same model, columns and types are stacked
-            key = (id(job.model), tuple(job.frame.columns), tuple(map(str, job.frame.dtypes)))
-            groups.setdefault(key, []).append(job)
-        for group in groups.values():
-            self.calls += 1
-            self.requests += len(group)
-            if len(group) > 1 and self._score_together(group):
-                continue
-            for job in group:
-                try:
-                    job.outputs = job.model.predict(job.frame)
-                except Exception as exc:
-                    job.error = exc
-                job.done.set()
-
-    @staticmethod
-    def _score_together(group: list[_Job]) -> bool:
-        lengths = [len(job.frame) for job in group]
+    def _finish(self, jobs: list[ScoreJob]) -> None:
         try:
-            outputs = group[0].model.predict(pd.concat([job.frame for job in group], ignore_index=True))
-            parts = _split_outputs(outputs, lengths)
-        except Exception:  # find the request at fault by scoring one by one
-            return False
-        for job, part in zip(group, parts, strict=True):
-            job.outputs = part
-            job.done.set()
-        return True
-
-
-def _split_outputs(outputs: Any, lengths: list[int]) -> list[Any]:
-    """Cut batched outputs back into one piece per request."""
-    if len(outputs) != sum(lengths):
-        raise ValueError(f"the model returned {len(outputs)} outputs for {sum(lengths)} rows")
-    bounds = np.cumsum([0, *lengths])
-    if isinstance(outputs, pd.DataFrame | pd.Series):
-        return [outputs.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    return [outputs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            self.process(jobs)
+        except Exception as exc:  # a bug; fail these requests, keep the worker alive
+            logger.exception("scoring failed")
+            for job in jobs:
+                job.error = job.error or exc
+        finally:
+            for job in jobs:
+                job.done.set()
 
 
 # --------------------------------------------------------------------------- service
@@ -777,8 +838,11 @@ class ScoringService:
     request_timeout : float
         Seconds a connection may sit idle or half-sent before it is closed.
     max_batch_rows : int
-        Concurrent requests are scored together up to this many rows (see :class:`Batcher`);
-        0 scores every request on its own thread.
+        Concurrent requests are scored on one worker thread, stacked into model calls of up
+        to this many rows (see :class:`Scorer`); 0 scores every request on its own thread.
+    max_batch_delay : float
+        Seconds the scorer may wait for more requests to share a model call, and only while
+        fewer requests are queued than connections are open (never for a lone client).
     model : LoadedModel, optional
         An already loaded model (skips loading in :meth:`start`).
 
@@ -801,6 +865,7 @@ class ScoringService:
         alias_poll_interval: float = 10.0,
         request_timeout: float = 30.0,
         max_batch_rows: int = 1000,
+        max_batch_delay: float = 0.002,
         model: LoadedModel | None = None,
     ) -> None:
         if max_body_bytes < 1:
@@ -815,7 +880,14 @@ class ScoringService:
         self.alias_poll_interval = float(alias_poll_interval)
         self.request_timeout = float(request_timeout)
         self.ref = ModelRef.parse(model_uri)
-        self.batcher = Batcher(max_batch_rows) if max_batch_rows > 0 else None
+        self.max_batch_rows = int(max_batch_rows)
+        self.max_batch_delay = float(max_batch_delay)
+        self.scorer = (
+            Scorer(self._score, linger=max_batch_delay, expected=lambda: len(self._connections))
+            if max_batch_rows > 0
+            else None
+        )
+        self._batching = {"model_calls": 0, "requests": 0}
         self._model = model
         self._server: _Server | None = None
         self._threads: list[threading.Thread] = []
@@ -859,8 +931,8 @@ class ScoringService:
             ) from None
         if self.capture is not None:
             self.capture.start()
-        if self.batcher is not None:
-            self.batcher.start()
+        if self.scorer is not None:
+            self.scorer.start()
         self._started_at = time.time()
         self._spawn("serve-http", lambda: self._server.serve_forever(poll_interval=0.1))  # type: ignore[union-attr]
         if self.ref is not None and self.ref.alias and self.alias_poll_interval > 0:
@@ -882,8 +954,8 @@ class ScoringService:
             self._closed = True  # from here on, late requests on open connections get 503
         if not drained:
             logger.warning("stopping with %d requests still in flight", self._in_flight)
-        if self.batcher is not None:
-            self.batcher.stop()
+        if self.scorer is not None:
+            self.scorer.stop()
         if self.capture is not None:
             self.capture.close()
         server.server_close()
@@ -1006,11 +1078,24 @@ class ScoringService:
         scheme, _, given = (header or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
 
-    def predict(self, model: LoadedModel, inputs: pd.DataFrame) -> Any:
-        """Score checked inputs, batched with concurrent requests when batching is on."""
-        if self.batcher is None:
-            return model.predict(inputs)
-        return self.batcher.predict(model, inputs)
+    def score(self, job: ScoreJob) -> None:
+        """Score one request: on the scorer thread with its neighbours, or here if batching is off."""
+        if self.scorer is not None:
+            self.scorer.run(job)
+        else:
+            try:
+                self._score([job])
+            finally:
+                job.done.set()
+
+    def _score(self, jobs: list[ScoreJob]) -> None:
+        calls = score_jobs(jobs, max(1, self.max_batch_rows))
+        for job in jobs:
+            if job.error is None:
+                self.record(job.request_id, job.inputs, job.outputs, job.model, job.latency_ms, job.timestamp)
+        with self._lock:
+            self._batching["model_calls"] += calls
+            self._batching["requests"] += len(jobs)
 
     # ------------------------------------------------------------------ capture
     def record(
@@ -1047,6 +1132,7 @@ class ScoringService:
         with self._lock:
             counts = dict(self._counts, in_flight=self._in_flight)
             alias = dict(self._alias)
+            batching = dict(self._batching)
         capture = self.capture.stats() if self.capture is not None else {"enabled": False, "healthy": True}
         healthy = capture["healthy"] and counts["capture_errors"] == 0 and alias["last_error"] is None
         return {
@@ -1059,11 +1145,7 @@ class ScoringService:
                 "following": bool(self.ref and self.ref.alias and self.alias_poll_interval > 0),
                 "poll_interval": self.alias_poll_interval,
             },
-            "batching": (
-                {"max_rows": self.batcher.max_rows, "calls": self.batcher.calls, "requests": self.batcher.requests}
-                if self.batcher
-                else {"max_rows": 0}
-            ),
+            "batching": {"max_rows": self.max_batch_rows, "max_delay": self.max_batch_delay, **batching},
             "started_at": _iso(self._started_at) if self._started_at else None,
             "stopping": self._stopping,
         }
@@ -1187,19 +1269,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _invocations(self, service: ScoringService, request_id: str) -> tuple[int, str, int]:
         started, timestamp = time.perf_counter(), time.time()
         body = self._read_body(service.max_body_bytes)
-        model = service.model  # this request finishes on this model even if the alias moves
-        frame = parse_request(body, self.headers.get("Content-Type"), model.schema)
-        inputs = check_inputs(frame, model.schema)
-        try:
-            outputs = service.predict(model, inputs)
-        except Exception as exc:
-            raise InputError(
-                f"the model could not score these inputs: {type(exc).__name__}: {_first_line(exc)}"
-            ) from None
-        payload = json.dumps({"predictions": _jsonable(outputs)}).encode()
-        latency_ms = (time.perf_counter() - started) * 1000.0
-        service.record(request_id, inputs, outputs, model, latency_ms, timestamp)
-        return self._send(200, payload, request_id, JSON_TYPE), "predictions", len(inputs)
+        job = ScoreJob(service.model, body, self.headers.get("Content-Type"), request_id, timestamp, started)
+        service.score(job)
+        if job.error is not None:
+            raise job.error
+        return self._send(200, job.payload, request_id, JSON_TYPE), "predictions", len(job.inputs)  # type: ignore[arg-type]
 
     def _feedback(self, service: ScoringService, request_id: str) -> tuple[int, str, int]:
         body = self._read_body(service.max_body_bytes)
@@ -1776,6 +1850,8 @@ def check_serve_params(params: Params) -> None:
     for key in ("alias_poll_interval",):
         if getattr(serve, key) < 0:
             raise ParamsError(f"{where}: serve.{key}: must be 0 (off) or positive, got {getattr(serve, key)}")
+    if not 0 <= serve.max_batch_delay <= 1:
+        raise ParamsError(f"{where}: serve.max_batch_delay: seconds between 0 and 1, got {serve.max_batch_delay}")
     if serve.max_batch_rows < 0:
         raise ParamsError(f"{where}: serve.max_batch_rows: must be 0 (off) or positive, got {serve.max_batch_rows}")
     for key in ("max_body_bytes", "max_pending_rows"):
@@ -1832,4 +1908,5 @@ def service_from_params(
         alias_poll_interval=serve.alias_poll_interval,
         request_timeout=serve.request_timeout,
         max_batch_rows=serve.max_batch_rows,
+        max_batch_delay=serve.max_batch_delay,
     )
