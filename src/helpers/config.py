@@ -239,6 +239,7 @@ class ServeParams:
     token_env: str = "DRIFTGATE_TOKEN"  # bearer token required when this variable is set
     request_timeout: float = 30.0  # seconds an idle or half-sent connection is kept
     max_batch_rows: int = 1000  # concurrent requests are scored in one model call up to this; 0 = off
+    max_batch_delay: float = 0.002  # seconds a request may wait for others to share its model call
 
 
 @dataclass
