@@ -20,6 +20,7 @@ Example
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
 import hashlib
 import json
@@ -61,7 +62,7 @@ class DataParams:
 
 @dataclass
 class WindowParams:
-    """A half-open time window ``[start, end)``; dates as ``YYYY-MM-DD``."""
+    """A half-open time window ``[start, end)``; dates as ``YYYY-MM-DD`` (or ISO date-times)."""
 
     start: str = ""
     end: str = ""
@@ -207,6 +208,18 @@ class AlertParams:
 
 
 @dataclass
+class MonitorParams:
+    """Monitoring of captured traffic against the champion's training baseline."""
+
+    period: Literal["hour", "day", "week", "month"] = "day"  # default window: this long, ending now
+    min_rows: int = 50  # fewer captured rows: no decision, and the report says so
+    metric: str = "rmse"  # performance metric on captured rows that have feedback
+    max_degradation: float = 0.25  # relative worsening of ``metric`` against the champion's test value
+    retrain: bool = False  # on drift or degradation, retrain on the period's labelled captures
+    retrain_test_share: float = 0.25  # latest share of those rows held out as the retraining's current window
+
+
+@dataclass
 class OutputsParams:
     """Where runs, the MLflow store and captures are written."""
 
@@ -255,6 +268,7 @@ class Params:
     gates: GatesParams = field(default_factory=GatesParams)
     mlflow: MlflowParams = field(default_factory=MlflowParams)
     alerts: AlertParams = field(default_factory=AlertParams)
+    monitor: MonitorParams = field(default_factory=MonitorParams)
     outputs: OutputsParams = field(default_factory=OutputsParams)
     run: RunParams = field(default_factory=RunParams)
     serve: ServeParams = field(default_factory=ServeParams)
@@ -459,8 +473,13 @@ def _check_semantics(params: Params, where: str) -> None:
         window = getattr(params.windows, name)
         for end in ("start", "end"):
             _check_date(getattr(window, end), where, f"windows.{name}.{end}")
-        if window.start >= window.end:
+        if dt.datetime.fromisoformat(window.start) >= dt.datetime.fromisoformat(window.end):
             raise ParamsError(f"{where}: windows.{name}: start {window.start} must be before end {window.end}")
+    if params.monitor.metric not in KNOWN_METRICS[data.task]:
+        raise ParamsError(
+            f"{where}: monitor.metric: unknown metric {params.monitor.metric!r}"
+            f"{_suggest(params.monitor.metric, KNOWN_METRICS[data.task])}"
+        )
     for section in ("metrics", "current_metrics"):
         for metric in getattr(params.gates, section):
             if metric not in KNOWN_METRICS[data.task]:
@@ -484,10 +503,8 @@ KNOWN_METRICS = {
 
 
 def _check_date(text: str, where: str, key_path: str) -> None:
-    import datetime as dt
-
     try:
-        dt.date.fromisoformat(text)
+        dt.datetime.fromisoformat(text)
     except (TypeError, ValueError):
         raise ParamsError(f"{where}: {key_path}: expected a date like 2011-01-31, got {_show(text)}") from None
 

@@ -192,6 +192,7 @@ def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evalu
         profile = ctx.run_dir / "baseline_profile.json"
         if profile.is_file():
             mlflow.log_artifact(str(profile), artifact_path="baseline")
+        mlflow.log_artifact(str(write_monitoring_baseline(ctx, model, rows.train)), artifact_path="baseline")
         ref = registry.log_model(model, rows.train, ctx.params, lineage(ctx))
     test_metrics = evaluation.metrics["test"].to_dict()
     summary = {
@@ -205,6 +206,25 @@ def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evalu
     }
     ctx.write_summary(summary)
     return summary
+
+
+MONITORING_BASELINE = "monitoring_baseline.json"
+PREDICTION = "prediction"  # the captured output column, as the scoring service names it
+
+
+def write_monitoring_baseline(ctx: StepContext, model: Any, rows: pd.DataFrame) -> Path:
+    """Profile the training rows' features, target and the model's predictions on them:
+    what monitoring compares captured traffic with."""
+    from helpers import drift, profile
+
+    params = ctx.params
+    frame = rows[[*params.data.features, params.data.target]].copy()
+    frame[PREDICTION] = model.predict(rows[params.data.features])
+    types, _notes = drift.infer_column_types(frame, params.drift, list(frame.columns))
+    if params.data.task == "regression":
+        types[PREDICTION] = types[params.data.target] = "numeric"
+    prof = profile.profile_frame(frame, types, bins=params.drift.bins)
+    return write_json(ctx.run_dir / MONITORING_BASELINE, prof.to_dict())
 
 
 def _flat_params(ctx: StepContext) -> dict[str, str]:
