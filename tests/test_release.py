@@ -20,6 +20,7 @@ from helpers import gates, registry, release
 from helpers.config import load_params
 from helpers.errors import RegistryError
 from helpers.gates import GateResult
+from helpers.release_page import write_release_page
 from release_fixtures import (
     LATEST,
     RECENT,
@@ -63,8 +64,6 @@ def _name() -> str:
     return f"bike-{uuid.uuid4().hex[:8]}"  # each test its own model, also on the shared server
 
 
-
-
 # --------------------------------------------------------------------------- the demo
 
 
@@ -99,6 +98,11 @@ def test_demo_stale_model_is_blocked_and_retrained_model_promoted(tmp_path: Path
     assert tags[release.DECISION] == "blocked" and tags[release.CHAMPION_BEFORE] == second.version
     assert [g["gate"] for g in json.loads(tags[release.GATES])] == [r.gate for r in third.results]
     assert json.loads(tags[release.VERSION_TEST])["champion_version"] == second.version
+    assert tags[release.RELEASE_PAGE] == str(tmp_path / "r3.html")
+
+    html = write_release_page(tmp_path / "r3.html", third, check=GateResult("champion check", True, "ok")).read_text()
+    assert "BLOCKED" in html and f"<th>champion v{second.version}</th>" in html and "Champion check" in html
+    assert all(r.gate in html for r in third.results) and "driftgate.data_sha256" in html
 
 
 def test_demo_params_files_differ_from_default_only_where_documented() -> None:
@@ -116,9 +120,9 @@ def test_demo_params_files_differ_from_default_only_where_documented() -> None:
 # --------------------------------------------------------------------------- decisions, page, rollback
 
 
-def test_release_moves_champion_keeps_previous_and_rolls_back(tmp_path: Path, store: Store) -> None:
-    name = _name()
-    params_file = store.params(tmp_path, name)
+def test_release_moves_champion_keeps_previous_and_rolls_back(tmp_path: Path, server_url: str) -> None:
+    name = _name()  # on the real server (test_ops_cli does approve and rollback on SQLite)
+    params_file = Store(server_url).params(tmp_path, name)
     versions = []
     for window in (STALE, RECENT, LATEST):  # each better than the last on July
         outcome = gate_and_release(train_version(params_file, window), page=tmp_path / f"{window[0]}.html")
@@ -148,23 +152,6 @@ def test_release_moves_champion_keeps_previous_and_rolls_back(tmp_path: Path, st
     text = release.status_text(info)
     assert f"champion   v{v1}  promoted" in text and "baseline 2011-01-01..2011-05-01" in text
     assert "test_rmse" in text and "previous   -" in text
-
-
-def test_release_page_shows_decision_version_test_and_gates(tmp_path: Path, sqlite: Store) -> None:
-    params_file = sqlite.params(tmp_path, _name())
-    gate_and_release(train_version(params_file, STALE))
-    page = tmp_path / "release.html"
-    outcome = gate_and_release(train_version(params_file, LATEST), page=page)
-    from helpers.release_page import write_release_page
-
-    check = GateResult("champion check", True, "reloaded")
-    html = write_release_page(page, outcome, check=check).read_text()
-    assert "PROMOTED" in html and f"champion v{outcome.champion_before}" in html
-    for result in outcome.results:
-        assert result.gate in html
-    assert "driftgate.data_sha256" in html and "Champion check" in html
-    tags = registry.get_version(registry.connect(load_params(params_file)), outcome.model, outcome.version).tags
-    assert tags[release.RELEASE_PAGE] == str(page)
 
 
 # --------------------------------------------------------------------------- approval
@@ -247,7 +234,7 @@ def test_unreachable_tracking_server_fails_fast_and_promotes_nothing(tmp_path: P
 
 def test_unknown_model_name(tmp_path: Path, store: Store) -> None:
     params_file = store.params(tmp_path, _name())
-    train_version(params_file, STALE)
+    registry.connect(load_params(params_file)).create_registered_model(load_params(params_file).mlflow.model_name)
     params = load_params(params_file, ["mlflow.model_name=no-such-model"])
     for call in (release.status, lambda p: release.rollback(p), lambda p: release.approve(p, "1")):
         with pytest.raises(RegistryError, match="no registered model 'no-such-model'.*known models: .*bike-"):
@@ -283,6 +270,7 @@ def test_two_racing_release_processes_cannot_both_win(tmp_path: Path, store: Sto
         while not stop.is_set():
             mv = registry.version_with_alias(client, name, registry.CHAMPION)
             champions.append(None if mv is None else str(mv.version))
+            time.sleep(0.02)  # leave the CPU to the racing processes
 
     watcher = threading.Thread(target=watch)
     watcher.start()

@@ -82,8 +82,7 @@ def connect(params: Params) -> Any:
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     elif uri.startswith(("http://", "https://")):
         check_server(uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         experiment = client.get_experiment_by_name(params.mlflow.experiment)
@@ -96,6 +95,28 @@ def connect(params: Params) -> Any:
         raise RegistryError(f"MLflow tracking store {uri}: cannot be used ({_short(exc)})") from None
     mlflow.set_experiment(params.mlflow.experiment)
     return client
+
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def use_uri(uri: str) -> None:
+    """Make ``uri`` MLflow's tracking and registry URI in this process only.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``; that would make every
+    later params file without ``mlflow.tracking_uri`` (and every kernel started from here)
+    silently use this store, so the variables are put back as they were.
+    """
+    import mlflow
+
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def check_server(uri: str, timeout: float = 5.0) -> None:

@@ -91,7 +91,7 @@ def _index_row(manifest: dict[str, Any]) -> str:
         f"<td>{'' if duration is None else f'{duration:.0f} s'}</td>"
         f"<td>{_metrics_cell(summaries.get('train', {}))}</td>"
         f"<td>{_drift_cell(summaries.get('drift', {}))}</td>"
-        f"<td>{_release_cell(summaries.get('deploy', {}))}</td>"
+        f"<td>{_release_cell(summaries.get('deploy', {}), run_id)}</td>"
         f"<td>{' · '.join(links)}</td></tr>"
     )
 
@@ -117,14 +117,19 @@ def _drift_cell(headline: dict[str, Any]) -> str:
     return html.escape(", ".join(bits))
 
 
-def _release_cell(headline: dict[str, Any]) -> str:
+def _release_cell(headline: dict[str, Any], run_id: str) -> str:
+    """The release decision, linked to the run's release page when it has one."""
     if not headline:
         return ""
     decision = str(headline.get("decision", ""))
-    css = "promoted" if decision == "promoted" else "blocked"
+    css = {"promoted": "promoted", "waiting": "running"}.get(decision, "blocked")
     version = headline.get("version")
     text = f"{decision} v{version}" if version else decision
-    return f'<span class="{css}">{html.escape(text)}</span>'
+    cell = f'<span class="{css}">{html.escape(text)}</span>'
+    page = headline.get("release_page")
+    if page:
+        cell = f'<a href="runs/{html.escape(run_id)}/{html.escape(str(page))}">{cell}</a>'
+    return cell
 
 
 def _monitoring_links(outputs_dir: Path) -> str:
