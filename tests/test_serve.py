@@ -447,6 +447,10 @@ def test_check_inputs_orders_and_converts(frame: pd.DataFrame, dtypes: list[str]
             pd.DataFrame({"hr": [[1]], "weathersit": ["a"], "temp": [1.0]}),
             "'hr' expects long values; row 0 has list [1]",
         ),
+        (
+            pd.DataFrame({"hr": np.array([2**63], dtype=np.uint64), "weathersit": ["a"], "temp": [1.0]}),
+            "'hr' expects long values; row 0 has int 9223372036854775808",
+        ),
     ],
 )
 def test_check_inputs_refuses(frame: pd.DataFrame, message: str) -> None:

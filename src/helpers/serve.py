@@ -370,7 +370,7 @@ def _as_int(column: pd.Series, spec: ColumnSpec) -> pd.Series:
     kind = column.dtype.kind
     if kind in "iu":
         lo, hi = _INT_BOUNDS[spec.type]
-        if spec.type == "integer" and len(column) and (column.min() < lo or column.max() > hi):
+        if (spec.type == "integer" or kind == "u") and len(column) and (column.min() < lo or column.max() > hi):
             _fail_value(column, spec, lambda v: lo <= v <= hi)
         return column if column.dtype == dtype else column.astype(dtype)
     if kind == "f":
@@ -635,12 +635,7 @@ class ScoreJob:
     outputs: Any = None
     payload: bytes = b""
     latency_ms: float = 0.0
-    error: BaseException | None = None
-
-    def fail(self, error: BaseException) -> None:
-        """Finish with ``error`` (an :class:`InputError` becomes a 4xx, anything else a 500)."""
-        self.error = error
-        self.done.set()
+    error: BaseException | None = None  # an InputError is answered with its 4xx, anything else with 500
 
 
 def score_jobs(jobs: Sequence[ScoreJob], max_rows: int) -> int:
@@ -651,7 +646,7 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int) -> int:
     requests are scored one by one so that one bad request cannot fail its neighbours.
     Row-wise models (all of scikit-learn's regressors and classifiers) give the same values
     stacked or not. Each job ends with ``payload`` (the JSON answer) or ``error``; the caller
-    sets ``done``. Returns the number of model calls made.
+    sets ``done``. Returns the number of stacks (the model calls made when none fails).
     """
     ready: list[ScoreJob] = []
     for job in jobs:
