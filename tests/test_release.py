@@ -206,6 +206,44 @@ def test_approving_a_blocked_or_ungated_version_is_refused(tmp_path: Path, sqlit
     assert aliases(params)["champion"] is None
 
 
+def _capture_with_feedback(params, rows, labelled: int) -> None:
+    """What the scoring service writes: the rows as one scored request, then feedback for the
+    first ``labelled`` of them."""
+    import numpy as np
+
+    from helpers.capture import CaptureRecord, CaptureWriter, FeedbackRecord
+    from helpers.serve import capture_dir_for
+
+    name, features = params.mlflow.model_name, rows[params.data.features].reset_index(drop=True)
+    with CaptureWriter(capture_dir_for(params)) as writer:
+        writer.submit(CaptureRecord.from_frame("req-1", features, np.zeros(len(features)), model_name=name,
+                                               model_version="1", latency_ms=1.0))
+        writer.submit(FeedbackRecord(name, ["req-1"] * labelled, list(range(labelled)),
+                                     rows[params.data.target].iloc[:labelled].tolist()))
+
+
+def test_versions_can_be_compared_on_captured_rows_with_feedback(tmp_path: Path, sqlite: Store) -> None:
+    from helpers import data as data_mod
+    from helpers.errors import DataError
+
+    params_file = sqlite.params(tmp_path, _name(), **{"gates.champion.compare_on": "captured",
+                                                      "gates.champion.min_captured_rows": 200})
+    params = load_params(params_file)
+    july = data_mod.window(data_mod.check_params_against_data(params), params.windows.current)
+    stale = train_version(params_file, STALE)
+    with pytest.raises(DataError, match="only 0 captured rows with feedback in the last 30 days"):
+        gate_and_release(stale)
+    _capture_with_feedback(params, july, labelled=300)
+    assert gate_and_release(stale).decision == "promoted"
+    outcome = gate_and_release(train_version(params_file, LATEST))
+    assert outcome.decision == "promoted" and (outcome.test.rows, outcome.test.n_rows) == ("captured", 300)
+    reason = next(r.reason for r in outcome.results if r.gate == "beats champion")
+    assert f"vs champion v{stale.version}" in reason and "on the captured rows" in reason
+    expected = release.compare_versions(registry.connect(params), params, outcome.version,
+                                        july.iloc[:300], "current").challenger
+    assert outcome.test.challenger == pytest.approx(expected)  # scored on exactly those labelled rows
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -160,13 +160,17 @@ class ChampionGate:
     """The challenger must beat the champion on the same rows by at least this much.
 
     ``min_improvement`` is in the metric's units, or a fraction of the champion's value when
-    ``relative``; the direction (lower or higher is better) follows the metric.
+    ``relative``; the direction (lower or higher is better) follows the metric. The rows are
+    the current window, the held-out test rows, or the scoring service's captured rows that
+    received feedback in the last ``captured_days`` days (at least ``min_captured_rows``).
     """
 
     metric: str = "rmse"
-    compare_on: Literal["current", "test"] = "current"
+    compare_on: Literal["current", "test", "captured"] = "current"
     min_improvement: float = 0.0
     relative: bool = False
+    captured_days: float = 30.0
+    min_captured_rows: int = 100
 
 
 @dataclass

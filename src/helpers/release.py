@@ -64,7 +64,7 @@ def _now() -> str:
 class VersionTest:
     """Challenger and champion metrics on the same labelled rows."""
 
-    rows: str  # which rows: "current" (the current window) or "test" (held-out baseline rows)
+    rows: str  # which rows: "current" window, "test" (held-out baseline rows) or "captured"
     n_rows: int
     span: str  # first..last timestamp of the rows
     challenger_version: str
@@ -92,8 +92,10 @@ class VersionTest:
 
 
 def comparison_rows(params: Params, frame: pd.DataFrame, which: str) -> pd.DataFrame:
-    """The labelled rows both versions are scored on: the current window, or the held-out
-    test rows of the baseline window."""
+    """The labelled rows both versions are scored on: the current window, the held-out test
+    rows of the baseline window, or captured rows with feedback (``captured``)."""
+    if which == "captured":
+        return captured_rows(params)
     if which == "current":
         rows = data_mod.window(frame, params.windows.current)
     else:
@@ -101,6 +103,27 @@ def comparison_rows(params: Params, frame: pd.DataFrame, which: str) -> pd.DataF
     if rows.empty:
         raise DataError(f"no {which} rows to compare the versions on; check windows.{which}")
     return rows
+
+
+def captured_rows(params: Params) -> pd.DataFrame:
+    """Rows the scoring service captured for the model in the last ``captured_days`` days that
+    received feedback, with the feedback as the target column."""
+    from helpers.capture import read_labeled_captures
+    from helpers.serve import capture_dir_for
+
+    rule = params.gates.champion
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=rule.captured_days)
+    folder = capture_dir_for(params)
+    labelled = read_labeled_captures(folder, params.mlflow.model_name, start=since)
+    if len(labelled) < rule.min_captured_rows:
+        raise DataError(
+            f"only {len(labelled)} captured rows with feedback in the last {rule.captured_days:g} days under "
+            f"{folder}; gates.champion.min_captured_rows is {rule.min_captured_rows}: send feedback, or set "
+            "gates.champion.compare_on to current"
+        )
+    rows = labelled.rename(columns={"label": params.data.target})
+    rows[data_mod.TIME] = pd.to_datetime(rows[data_mod.TIME], utc=True).dt.tz_convert(None)
+    return rows.reset_index(drop=True)
 
 
 def compare_versions(client: Any, params: Params, version: str, rows: pd.DataFrame, which: str) -> VersionTest:
