@@ -114,7 +114,7 @@ MIN_CLASSIFIER_ROWS = 10  # per side, for the drift coefficient
 MAX_THREADS = 4  # threads comparing features of big tables
 PARALLEL_MIN_ROWS = 200_000  # baseline + target rows from which features are compared in threads
 CLASSIFIER_TREES = 50  # boosting iterations of the drift-coefficient classifier (learning rate 0.2)
-IMPORTANCE_ROWS = 2000  # held-out rows used for permutation importance (all copies scored at once)
+IMPORTANCE_ROWS = 1500  # held-out rows used for permutation importance (all copies scored at once)
 
 
 # --------------------------------------------------------------------------- results
@@ -547,13 +547,15 @@ def _infer_one(series: pd.Series, max_unique: int) -> tuple[str, str | None]:
 
 
 def _infer_numbers(values: np.ndarray, max_unique: int, as_text: bool) -> tuple[str, str | None]:
-    finite = values[np.isfinite(values)]
     prefix = "numbers stored as text; " if as_text else ""
+    head = values[:1000]
+    head = head[np.isfinite(head)]
+    if head.size and not np.all(head == np.floor(head)):  # a cheap look first: measurements fail at once
+        return "numeric", (prefix + "numeric") if as_text else None
+    finite = values[np.isfinite(values)]
     if finite.size == 0:
         return "numeric", (prefix or None)
-    head = finite[:1000]  # a cheap look first: most measured columns fail it at once
-    whole = bool(np.all(head == np.floor(head))) and bool(np.all(finite == np.floor(finite)))
-    if not whole:
+    if not np.all(finite == np.floor(finite)):
         return "numeric", (prefix + "numeric") if as_text else None
     distinct = int(np.unique(finite).size)
     if _id_like_integers(values, finite, distinct):

@@ -389,7 +389,8 @@ def profile_numeric(
     """
     n = int(finite.size)
     mean = float(finite.mean()) if n else math.nan
-    m2 = float(np.sum((finite - mean) ** 2)) if n else 0.0
+    centred = finite - mean if n else finite
+    m2 = float(np.dot(centred, centred)) if n else 0.0
     histogram = sorted_histogram if is_sorted else histogram_with_overflow
     fine_edges = np.linspace(edges[0], edges[-1], fine_bins + 1) if fine_bins else None
     under, over = _outside_sums(finite, edges, is_sorted)
