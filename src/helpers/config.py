@@ -306,7 +306,7 @@ class Params:
         return out
 
 
-PATH_KEYS = ("data.path", "outputs.dir", "alerts.file")
+PATH_KEYS = ("data.path", "outputs.dir", "alerts.file", "serve.capture_dir")
 DEFAULT_OUTPUTS = "../outputs"  # relative to the params file, so params/x.yaml writes to outputs/
 
 # --------------------------------------------------------------------------- loading
