@@ -1126,6 +1126,20 @@ def compare(
     ParamsError
         An unknown test, column type or period in ``params``.
     """
+    from threadpoolctl import threadpool_limits
+
+    # The vector products are memory-bound: BLAS threads only spin against the feature threads.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _compare(baseline, target, params, features, time_column)
+
+
+def _compare(
+    baseline: pd.DataFrame,
+    target: pd.DataFrame,
+    params: DriftParams,
+    features: list[str] | None,
+    time_column: str | None,
+) -> DriftReport:
     baseline = _checked_frame(baseline, "baseline")
     target = _checked_frame(target, "target")
     names, notes = _resolve_features(baseline, target, features, time_column)
