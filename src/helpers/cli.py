@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from helpers.errors import DriftgateError
 
 DEFAULT_PARAMS = "params/default.yaml"
-PLUGGED_COMMANDS = ("helpers.drift_cli", "helpers.serve_cli", "helpers.ops_cli", "helpers.monitor_cli")
+PLUGGED_COMMANDS = ("helpers.drift_cli", "helpers.serve_cli", "helpers.ops_cli", "helpers.monitor_cli",
+                    "helpers.deploy_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

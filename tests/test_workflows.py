@@ -1,0 +1,118 @@
+"""CI definitions: valid against their schemas, and calling only README commands."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT
+
+GITHUB = ROOT / ".github" / "workflows" / "driftgate.yml"
+AZURE = ROOT / "azure-pipelines.yml"
+ALLOWED = re.compile(r"^(make (setup|test|lint|run)( PARAMS=\S+)?|\.venv/bin/driftgate [a-z-]+.*)$")
+
+
+def _check(schema: str, path: Path) -> subprocess.CompletedProcess[str]:
+    tool = Path(sys.executable).with_name("check-jsonschema")
+    return subprocess.run([str(tool), "--regex-variant", "python", "--builtin-schema", schema, str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_github_workflow_is_valid() -> None:
+    done = _check("vendor.github-workflows", GITHUB)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_azure_pipeline_is_valid() -> None:
+    done = _check("vendor.azure-pipelines", AZURE)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _scripts(node: object) -> list[str]:
+    """Every shell line of `run:` (GitHub) and `script:` (Azure) entries."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("run", "script") and isinstance(value, str):
+                found.extend(line.strip() for line in value.splitlines() if line.strip())
+            else:
+                found.extend(_scripts(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_scripts(item))
+    return found
+
+
+def _driftgate_commands(lines: list[str]) -> set[str]:
+    return {m.group(1) for line in lines for m in [re.search(r"driftgate ([a-z-]+)", line)] if m}
+
+
+def test_workflows_call_only_documented_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for path in (GITHUB, AZURE):
+        lines = [line for line in _scripts(yaml.safe_load(path.read_text()))
+                 if not line.startswith(("echo", "if ", "fi", "then", "else", "gh workflow", "driftgate"))]
+        commands = [re.sub(r"^if !? ?|; then$", "", line) for line in lines]
+        for command in commands:
+            assert ALLOWED.match(command), f"{path.name}: {command!r} is not a README command"
+        for sub in _driftgate_commands(_scripts(yaml.safe_load(path.read_text()))):
+            assert f"driftgate {sub}" in readme, f"{path.name}: driftgate {sub} is not documented in the README"
+
+
+def test_deploy_waits_for_a_protected_environment() -> None:
+    github = yaml.safe_load(GITHUB.read_text())
+    assert github["jobs"]["deploy"]["environment"] == "production"
+    azure = yaml.safe_load(AZURE.read_text())
+    deploy = next(s for s in azure["stages"] if s["stage"] == "Deploy")
+    assert deploy["jobs"][0]["environment"] == "production"
+
+
+def _job_commands(workflow: dict, job: str) -> list[str]:
+    """The driftgate command lines a GitHub job runs, in order."""
+    lines = _scripts(workflow["jobs"][job])
+    commands = []
+    for line in lines:
+        match = re.search(r"\.venv/bin/(driftgate .*?)(; then)?$", line)
+        if match:
+            commands.append(match.group(1))
+    return commands
+
+
+def test_the_workflow_command_sequence_runs_locally_on_ci_params(tmp_path: Path) -> None:
+    """train -> deploy (after the environment's approval) -> status -> scheduled monitor, exactly as
+    .github/workflows/driftgate.yml runs them, on params/ci.yaml in a temporary folder."""
+    from conftest import driftgate_cmd, write_params
+
+    params = write_params(tmp_path)
+    workflow = yaml.safe_load(GITHUB.read_text())
+    sequence = [*_job_commands(workflow, "train"), *_job_commands(workflow, "deploy"),
+                *_job_commands(workflow, "deploy")[:1], *_job_commands(workflow, "monitor")]
+    outputs = []
+    for command in sequence:
+        args = command.replace("params/default.yaml", str(params)).split()[1:]
+        done = subprocess.run([*driftgate_cmd(), *args], capture_output=True, text=True, timeout=900, cwd=ROOT)
+        outputs.append((command, done.returncode, done.stdout + done.stderr))
+    train, deploy, status, deploy_again, monitor = outputs
+    assert train[1] == 0 and "release: waiting v1" in train[2], train
+    assert deploy[1] == 0 and "deploy: released: bike-demand-ci v1: promoted" in deploy[2], deploy
+    assert status[1] == 0 and "champion" in status[2] and "v1" in status[2], status
+    assert deploy_again[1] == 0 and "nothing to deploy" in deploy_again[2], deploy_again
+    assert monitor[1] == 0 and "no decision (0 rows" in monitor[2], monitor
+
+
+def test_deploy_without_a_new_version_is_a_no_op_only_when_asked(tmp_path: Path) -> None:
+    from conftest import driftgate_cmd, write_params
+
+    params = write_params(tmp_path)
+    quiet = subprocess.run([*driftgate_cmd(), "deploy", "--if-new-version", "--params", str(params)],
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0
+    assert "no challenger newer than the champion (no champion yet); nothing to deploy" in quiet.stdout
+    strict = subprocess.run([*driftgate_cmd(), "deploy", "--params", str(params)], capture_output=True, text=True,
+                            timeout=300)
+    assert strict.returncode == 1 and strict.stderr.count("\n") == 1
+    assert "use --if-new-version to make this a no-op" in strict.stderr
