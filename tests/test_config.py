@@ -56,9 +56,12 @@ BAD_CASES = [
      "windows.current: no rows between 2012-01-01 and 2012-02-01; the data covers 2011-01-01 to 2011-12-31"),
     ({"windows.baseline.start": "2011-13-01"}, "windows.baseline.start: expected a date like 2011-01-31"),
     ({"data.features": ["temp", "casual"]}, "data.features: casual listed in data.forbidden_features"),
-    ({"gates.metrics": {"rsme": {"max": 1}}}, "gates.metrics.rsme: unknown metric for a regression task; did you mean 'rmse'?"),
-    ({"model.type": "HistGradientBoostingRegresor"}, "model.type: 'HistGradientBoostingRegresor' is not a scikit-learn"),
-    ({"model.hyperparameters": {"max_iters": 3}}, "model.hyperparameters.max_iters: not a parameter of HistGradientBoostingRegressor; did you mean 'max_iter'?"),
+    ({"gates.metrics": {"rsme": {"max": 1}}},
+     "gates.metrics.rsme: unknown metric for a regression task; did you mean 'rmse'?"),
+    ({"model.type": "HistGradientBoostingRegresor"},
+     "model.type: 'HistGradientBoostingRegresor' is not a scikit-learn"),
+    ({"model.hyperparameters": {"max_iters": 3}},
+     "model.hyperparameters.max_iters: not a parameter of HistGradientBoostingRegressor; did you mean 'max_iter'?"),
 ]
 
 
