@@ -201,3 +201,25 @@ def test_sorted_fast_path_equals_general_profile(seed: int) -> None:
     np.testing.assert_array_equal(fast.fine_hist, slow.fine_hist)
     assert (fast.min, fast.max, fast.count) == (slow.min, slow.max, slow.count)
     assert fast.under_sum == pytest.approx(slow.under_sum) and fast.over_sum == pytest.approx(slow.over_sum)
+
+
+def test_dask_profile_equals_pandas_profile() -> None:
+    dd = pytest.importorskip("dask.dataframe")
+    from helpers.profile import profile_dask
+
+    df = pd.concat([_frame(1, 900), _frame(2, 700, shift=2.0)], ignore_index=True)
+    ddf = dd.from_pandas(df, npartitions=4)
+    direct = profile_frame(df, TYPES, fine_bins=64)
+    merged = profile_dask(ddf, TYPES, fine_bins=64, scheduler="synchronous")
+    assert merged.rows == direct.rows
+    for name in ("x", "k"):
+        m, d = merged.columns[name], direct.columns[name]
+        np.testing.assert_array_equal(m.edges, d.edges)
+        np.testing.assert_array_equal(m.hist, d.hist)
+        np.testing.assert_array_equal(m.fine_hist, d.fine_hist)
+        assert (m.count, m.missing, m.infinite) == (d.count, d.missing, d.infinite)
+        assert m.mean == pytest.approx(d.mean, rel=1e-12) and m.m2 == pytest.approx(d.m2, rel=1e-12)
+    for name in ("c", "flag"):
+        assert merged.columns[name].counts == direct.columns[name].counts
+    with_edges = profile_dask(ddf, TYPES, direct.edges, fine_bins=64, scheduler="synchronous")
+    np.testing.assert_array_equal(with_edges.columns["x"].hist, direct.columns["x"].hist)
