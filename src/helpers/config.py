@@ -260,6 +260,23 @@ class ServeParams:
 
 
 @dataclass
+class ComputeParams:
+    """Where profiles of tables too big for memory are computed (see :mod:`helpers.compute`)."""
+
+    # "pandas": in this process (the default; driftgate drift then compares rows, exactly);
+    # "local": a dask.distributed LocalCluster on this machine; or a scheduler address such as
+    # "tcp://host:8786". Only profiles (and the drift coefficient's sample) travel back.
+    scheduler: str = "pandas"
+    n_workers: int = 2  # local cluster: number of workers
+    threads_per_worker: int = 1  # local cluster: threads per worker
+    memory_limit: str = "2GB"  # local cluster: memory per worker ("auto": share of the machine)
+    processes: bool = True  # local cluster: workers in their own processes (false: threads here)
+    partition_rows: int = 1000000  # most rows per partition: Parquet row groups are grouped up to this
+    fine_bins: int = 1024  # fine-histogram bins per numeric column (KS and Wasserstein come from them)
+    progress: bool = True  # a progress bar over partitions (on a terminal)
+
+
+@dataclass
 class Params:
     """A whole, validated params file."""
 
@@ -276,6 +293,7 @@ class Params:
     outputs: OutputsParams = field(default_factory=OutputsParams)
     run: RunParams = field(default_factory=RunParams)
     serve: ServeParams = field(default_factory=ServeParams)
+    compute: ComputeParams = field(default_factory=ComputeParams)
     source: str = ""  # the file the params came from (set by the loader)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # merged YAML, as given
 
