@@ -107,8 +107,10 @@ def test_release_lock_is_exclusive_and_released(client) -> None:
                 pass
         lease.check()
     assert not client.search_registered_models(filter_string=f"name = '{lock}'")
-    with registry.release_lock(client, "m3", holder="second"):
+    client.create_registered_model(lock, tags={registry.HOLDER_TAG: "second"})  # its create answered late
+    with registry.release_lock(client, "m3", holder="second", wait=0):
         pass
+    assert not client.search_registered_models(filter_string=f"name = '{lock}'")
 
 
 def test_stale_lock_is_broken_once_and_a_fresh_lock_never(client) -> None:

@@ -390,19 +390,25 @@ def release_lock(
         _sweep_tombstones(client, lock_name, stale_after)
 
 
-def _try_create_lock(client: Any, lock_name: str, holder: str) -> bool:
+def _try_create_lock(client: Any, lock_name: str, holder: str, attempts: int = 3) -> bool:
+    """Create the lock; False when another holder has it. A request that reached the store
+    but whose answer was lost (then retried) finds the lock already there, under our name."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        client.create_registered_model(
-            lock_name, tags={HOLDER_TAG: holder, ACQUIRED_TAG: f"{time.time():.3f}"},
-            description="Driftgate release lock: held while a release moves aliases; deleted after.",
-        )
-        return True
-    except MlflowException as exc:
-        if _error_code(exc) == "RESOURCE_ALREADY_EXISTS":
-            return False
-        raise RegistryError(f"release lock {lock_name}: {_short(exc)}") from None
+    for attempt in range(attempts):
+        try:
+            client.create_registered_model(
+                lock_name, tags={HOLDER_TAG: holder, ACQUIRED_TAG: f"{time.time():.3f}"},
+                description="Driftgate release lock: held while a release moves aliases; deleted after.",
+            )
+            return True
+        except MlflowException as exc:
+            if _error_code(exc) == "RESOURCE_ALREADY_EXISTS":
+                return _lock_holder(client, lock_name) == holder
+            if attempt == attempts - 1:  # e.g. "database is locked" three times running
+                raise RegistryError(f"release lock {lock_name}: {_short(exc)}") from None
+            time.sleep(0.2 * (attempt + 1))
+    return False
 
 
 def _lock_holder(client: Any, lock_name: str) -> str | None:

@@ -242,8 +242,8 @@ class Outcome:
         rows = {
             "decision": f"{self.decision} v{self.version}",
             "reason": self.reason,
-            "champion": f"v{self.champion_before or '-'} -> v{self.champion_after or '-'}",
-            "previous": f"v{self.previous}" if self.previous else "-",
+            "champion": f"{_v(self.champion_before)} -> {_v(self.champion_after)}",
+            "previous": _v(self.previous),
             "decided at": self.decided_at,
         }
         if self.decision == WAITING:
@@ -257,6 +257,10 @@ class Outcome:
         out["version_test"] = self.test.to_dict()
         del out["results"], out["test"]
         return out
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "none"
 
 
 def release_version(
