@@ -1,0 +1,243 @@
+"""Profiles and drift at scale: a LocalCluster of two worker processes over partitioned Parquet."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import compute, drift
+from helpers.config import ComputeParams, DriftParams
+from helpers.data import read_table
+from helpers.errors import DataError, ParamsError
+from helpers.profile import NumericProfile, profile_frame
+
+EXACT_METRICS = ("psi", "jensenshannon", "chi2_statistic", "chi2_pvalue", "chi2_dof", "euclidean",
+                 "distinct_baseline", "distinct_target")
+SIDE_COUNTS = ("rows", "count", "missing", "infinite", "distinct")
+SIDE_MOMENTS = ("mean", "std", "min", "max", "missing_rate")
+COMPUTE = ComputeParams(scheduler="local", partition_rows=2000, progress=False)
+
+
+def _frame(rng: np.random.Generator, n: int, start: int, shift: float, rare: bool) -> pd.DataFrame:
+    y = rng.exponential(1.0, n)
+    y[rng.random(n) < 0.02] = np.nan
+    y[:2] = np.inf
+    codes = rng.integers(0, 18, n)
+    if rare:  # values 18..24 appear only in later partitions: 25 distinct, so numeric overall
+        codes[:7] = np.arange(18, 25)
+    return pd.DataFrame({
+        "x": rng.normal(shift, 1.0, n),
+        "y": y,
+        "code": rng.integers(0, 5, n),
+        "codes25": codes,
+        "c": pd.Series(rng.choice(["a", "b", "c", None], n, p=[0.5, 0.3, 0.15, 0.05]), dtype=object),
+        "num_text": [str(v) for v in rng.integers(0, 1000, n)],
+        "id": np.arange(start, start + n),
+        "when": pd.date_range("2024-01-01", periods=n, freq="min") + pd.Timedelta(minutes=start),
+        "cnt": rng.integers(0, 40, n).astype(float),
+    })
+
+
+def _write(folder: Path, files: int, rows: int, shift: float, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for i in range(files):
+        frame = _frame(rng, rows, start=seed * 100_000 + i * rows, shift=shift, rare=i == files - 1)
+        frame.to_parquet(folder / f"part-{i:02d}.parquet", row_group_size=1000)
+    return str(folder / "*.parquet")
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    root = tmp_path_factory.mktemp("lake")
+    return _write(root / "baseline", 4, 3000, 0.0, seed=1), _write(root / "target", 3, 2500, 0.4, seed=2)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[object]:
+    """Two worker processes of one thread each (what compute.scheduler: local starts)."""
+    with compute.local_client(ComputeParams(scheduler="local", n_workers=2, processes=True)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def in_memory(tables: tuple[str, str]) -> drift.DriftReport:
+    return drift.compare(read_table(tables[0]), read_table(tables[1]), DriftParams())
+
+
+def _assert_same_report(scaled: drift.DriftReport, exact: drift.DriftReport) -> None:
+    assert (scaled.baseline_rows, scaled.target_rows) == (exact.baseline_rows, exact.target_rows)
+    assert [(f.feature, f.type, f.compared) for f in scaled.features] == [
+        (f.feature, f.type, f.compared) for f in exact.features
+    ]
+    for f in scaled.features:
+        g = exact.feature(f.feature)
+        assert (f.test, f.threshold, f.drifted) == (g.test, g.threshold, g.drifted), f.feature
+        for key in EXACT_METRICS:
+            if key in g.metrics:
+                assert f.metrics[key] == pytest.approx(g.metrics[key], rel=1e-12, abs=1e-15), (f.feature, key)
+        for side in ("baseline", "target"):
+            assert {k: f.__dict__[side].get(k) for k in SIDE_COUNTS} == {k: g.__dict__[side].get(k)
+                                                                         for k in SIDE_COUNTS}
+            for key in SIDE_MOMENTS:
+                if key in g.__dict__[side]:
+                    assert f.__dict__[side][key] == pytest.approx(g.__dict__[side][key], rel=1e-9), (f.feature, key)
+        assert f.histogram == g.histogram, f.feature
+        assert f.new_categories == g.new_categories and f.gone_categories == g.gone_categories
+        if f.type == "numeric" and f.compared:
+            _assert_within_bounds(f, g)
+    assert scaled.coefficient == pytest.approx(exact.coefficient, abs=1e-12)
+    assert scaled.contributions == pytest.approx(exact.contributions, abs=1e-12)
+    assert (scaled.drifted, scaled.n_drifted, scaled.share_drifted) == (exact.drifted, exact.n_drifted,
+                                                                          exact.share_drifted)
+
+
+def _assert_within_bounds(f: drift.FeatureDrift, g: drift.FeatureDrift) -> None:
+    """KS and Wasserstein from fine histograms, against scipy-exact values and the stated bound."""
+    m, exact = f.metrics, g.metrics
+    assert abs(m["ks_statistic"] - exact["ks_statistic"]) <= m["ks_error_bound"] + 1e-12, f.feature
+    assert abs(m["wasserstein"] - exact["wasserstein"]) <= m["wasserstein_error_bound"] + 1e-12, f.feature
+    assert abs(m["wasserstein_norm"] - exact["wasserstein_norm"]) <= m["wasserstein_norm_error_bound"] + 1e-12
+    if f.feature in ("x", "y"):  # continuous: 1024 fine bins make the bounds small (codes fill whole bins)
+        assert m["ks_error_bound"] < 0.02 and m["wasserstein_norm_error_bound"] < 0.02
+    assert any("KS within" in note for note in f.notes)
+
+
+def test_report_on_a_local_cluster_equals_the_in_memory_report(tables, client, in_memory) -> None:
+    scaled = compute.compare_at_scale(*tables, DriftParams(), COMPUTE, client=client)
+    _assert_same_report(scaled, in_memory)
+    types = {f.feature: f.type for f in scaled.features}
+    assert types == {"x": "numeric", "y": "numeric", "code": "categorical", "codes25": "numeric", "c": "categorical",
+                     "num_text": "numeric", "id": "id", "when": "datetime", "cnt": "numeric"}
+    assert scaled.feature("x").drifted and not scaled.feature("y").drifted
+    assert any("8 baseline and 6 target partitions" in n and "2 workers" in n for n in scaled.notes)
+
+
+def test_in_process_scheduler_and_dask_dataframes_give_the_same_report(tables, client, in_memory) -> None:
+    import dask.dataframe as dd
+
+    in_process = compute.compare_at_scale(*tables, DriftParams(), ComputeParams(partition_rows=5000, progress=False))
+    _assert_same_report(in_process, in_memory)
+    frames = [dd.read_parquet(glob, split_row_groups=False) for glob in tables]
+    from_dask = compute.compare_at_scale(*frames, DriftParams(), COMPUTE, client=client)
+    _assert_same_report(from_dask, in_memory)
+
+
+def test_merged_partition_profiles_equal_the_profile_of_the_concatenation(tables, client) -> None:
+    whole = read_table(tables[1])
+    types = {"x": "numeric", "y": "numeric", "c": "categorical", "code": "categorical"}
+    edges = {"x": np.linspace(-3.0, 3.0, 21), "y": np.linspace(0.0, 5.0, 21)}
+    expected = profile_frame(whole, types, edges)
+    with compute.runner(COMPUTE, client) as run:
+        table = compute.open_table(tables[1], COMPUTE)
+        merged, _ = compute.profile_table(table, compute.ProfileTask(types, edges, 1024), run)
+    assert merged.rows == expected.rows == len(whole)
+    for name, prof in expected.columns.items():
+        got = merged.columns[name]
+        if isinstance(prof, NumericProfile):
+            assert isinstance(got, NumericProfile)
+            for key in ("count", "missing", "infinite", "min", "max", "under_sum", "over_sum"):
+                assert getattr(got, key) == pytest.approx(getattr(prof, key), rel=1e-12), (name, key)
+            assert got.mean == pytest.approx(prof.mean, rel=1e-12) and got.m2 == pytest.approx(prof.m2, rel=1e-9)
+            assert got.hist.tolist() == prof.hist.tolist() and got.fine_hist.tolist() == prof.fine_hist.tolist()
+        else:
+            assert got.counts == prof.counts and got.missing == prof.missing
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param(lambda rng, n: rng.permutation(n) + 7, id="shuffled-consecutive-ids"),
+        pytest.param(lambda rng, n: np.arange(n) * 3, id="rising-ids"),
+        pytest.param(lambda rng, n: np.r_[rng.integers(0, 20, n - 1), 99], id="21-codes-last-is-rare"),
+        pytest.param(lambda rng, n: rng.integers(0, 20, n), id="20-codes"),
+        pytest.param(lambda rng, n: rng.permutation(n).astype(str), id="numbers-as-text"),
+        pytest.param(lambda rng, n: [f"u{i}" for i in rng.permutation(n)], id="text-ids"),
+        pytest.param(lambda rng, n: rng.choice(["a", "b", None], n), id="text-categories"),
+        pytest.param(lambda rng, n: [f"2024-01-{1 + i % 28:02d} 10:00" for i in range(n)], id="dates-as-text"),
+        pytest.param(lambda rng, n: rng.random(n) < 0.3, id="booleans"),
+        pytest.param(lambda rng, n: np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n)), id="floats"),
+        pytest.param(lambda rng, n: np.full(n, np.nan), id="all-missing"),
+    ],
+)
+def test_types_from_partition_scans_equal_whole_table_inference(values) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"v": values(rng, 400)})
+    params = DriftParams()
+    expected = drift.infer_column_types(frame, params)
+    with compute.runner(ComputeParams(progress=False)) as run:
+        table = compute.open_table(frame, ComputeParams(partition_rows=70))
+        _, scans = compute.scan_table(table, ["v"], params.categorical_max_unique, run)
+    assert compute.infer_types(scans, params) == expected
+
+
+def _baseline_copy(tables: tuple[str, str], folder: Path) -> Path:
+    folder.mkdir()
+    for path in sorted(Path(tables[0]).parent.glob("*.parquet")):
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def test_a_corrupt_file_gives_an_error_naming_it(tables, client, tmp_path: Path) -> None:
+    folder = _baseline_copy(tables, tmp_path / "corrupt-footer")
+    (folder / "part-02.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    with pytest.raises(DataError, match=r"part-02\.parquet: cannot be read as parquet"):
+        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+
+
+def test_a_corrupt_data_page_read_on_a_worker_gives_an_error_naming_the_file(tables, client, tmp_path: Path) -> None:
+    folder = _baseline_copy(tables, tmp_path / "corrupt-page")
+    bad = folder / "part-01.parquet"
+    data = bytearray(bad.read_bytes())
+    data[4:400] = b"\xff" * 396  # the first page headers: the footer still reads, the data does not
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"part-01\.parquet"):
+        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+
+
+def test_a_schema_mismatched_file_gives_an_error_naming_it(tables, client, tmp_path: Path) -> None:
+    folder = _baseline_copy(tables, tmp_path / "mismatch")
+    frame = pd.read_parquet(folder / "part-03.parquet")
+    frame["x"] = frame["x"].map("{:.3f} units".format)
+    frame.to_parquet(folder / "part-03.parquet")
+    with pytest.raises(DataError, match=r"part-03\.parquet: schema differs .* column 'x' holds text"):
+        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+    frame.drop(columns=["x", "y"]).to_parquet(folder / "part-03.parquet")
+    with pytest.raises(DataError, match=r"part-03\.parquet: schema differs .* column 'x' is missing"):
+        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+
+
+def test_approximation_bounds_hold_for_shifted_and_outlying_targets() -> None:
+    rng = np.random.default_rng(5)
+    base = pd.DataFrame({"v": rng.normal(0.0, 1.0, 5000)})
+    for target_values in (rng.normal(0.5, 2.0, 4000), rng.standard_t(2, 4000) * 3.0, rng.uniform(-1, 1, 300)):
+        target = pd.DataFrame({"v": target_values})
+        exact = drift.compare(base, target, DriftParams(coefficient_sample=0)).feature("v").metrics
+        base_prof = profile_frame(base, {"v": "numeric"}, fine_bins=256)
+        target_prof = profile_frame(target, {"v": "numeric"}, base_prof.edges, fine_bins=256)
+        b, t = base_prof.columns["v"], target_prof.columns["v"]
+        assert isinstance(b, NumericProfile) and isinstance(t, NumericProfile)
+        bounds = compute.approximation_bounds(b, t)
+        approx = drift.numeric_distances(b, t)
+        assert abs(approx["ks_approx"] - exact["ks_statistic"]) <= bounds["ks_error_bound"]
+        assert abs(approx["wasserstein_approx"] - exact["wasserstein"]) <= bounds["wasserstein_error_bound"]
+        assert math.isclose(bounds["fine_bin_width"], (b.edges[-1] - b.edges[0]) / 256)
+
+
+def test_sample_positions_are_the_whole_table_draws() -> None:
+    rows = [5, 0, 7, 3]
+    parts = compute.sample_positions(rows, 6, np.random.default_rng(9))
+    whole = drift._sample_rows(sum(rows), 6, np.random.default_rng(9))
+    offsets = np.cumsum([0, *rows])[:-1]
+    assert np.concatenate([p + o for p, o in zip(parts, offsets, strict=True)]).tolist() == whole.tolist()
+    assert all(((p >= 0) & (p < n)).all() for p, n in zip(parts, rows, strict=True))
+
+
+def test_unknown_scheduler_is_a_params_error() -> None:
+    with pytest.raises(ParamsError, match="compute.scheduler: 'spark'"):
+        compute.check_scheduler(ComputeParams(scheduler="spark"))
