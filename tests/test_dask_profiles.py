@@ -241,3 +241,27 @@ def test_sample_positions_are_the_whole_table_draws() -> None:
 def test_unknown_scheduler_is_a_params_error() -> None:
     with pytest.raises(ParamsError, match="compute.scheduler: 'spark'"):
         compute.check_scheduler(ComputeParams(scheduler="spark"))
+
+
+def test_driftgate_drift_with_a_compute_section_runs_on_dask(tables, in_memory, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    import argparse
+    import json
+
+    from helpers import drift_cli
+
+    settings = tmp_path / "scale.yaml"
+    settings.write_text("compute:\n  scheduler: local\n  processes: false  # threads: the CLI starts its own cluster\n"
+                        "  progress: false\n")
+    parser = argparse.ArgumentParser(prog="driftgate")
+    drift_cli.register(parser.add_subparsers(dest="command", required=True))
+    argv = ["drift", "--baseline", tables[0], "--target", tables[1], "--params", str(settings)]
+    args = parser.parse_args([*argv, "--json", str(tmp_path / "r.json"), "-p", "compute.n_workers=2"])
+    assert args.func(args) == 0
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["summary"]["coefficient"] == pytest.approx(in_memory.coefficient, abs=1e-12)
+    assert any("partition by partition, Dask (2 workers" in n for n in written["notes"])
+    assert "drift" in capsys.readouterr().out
+    timed = parser.parse_args([*argv, "--time-column", "when"])
+    with pytest.raises(ParamsError, match="--time-column"):
+        timed.func(timed)

@@ -395,12 +395,12 @@ def runner(compute: ComputeParams, client: Client | None = None) -> Iterator[Run
 
 @contextmanager
 def local_client(compute: ComputeParams) -> Iterator[Client]:
-    """A client of a LocalCluster sized by ``compute`` (no dashboard, quiet logs)."""
+    """A client of a LocalCluster sized by ``compute`` (HTTP endpoints on a free port, quiet logs)."""
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=compute.n_workers, threads_per_worker=compute.threads_per_worker,
                       processes=compute.processes, memory_limit=compute.memory_limit,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
 
