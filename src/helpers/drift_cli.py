@@ -6,9 +6,12 @@
 
 The same engine and report as notebook 02. ``A`` and ``B`` are CSV or Parquet files or globs of
 them. Without ``--params`` the drift settings are the defaults and every column present on both
-sides is a feature. ``--params`` takes either a full driftgate params file (its ``drift`` and
-``alerts`` sections and its ``data.features`` are used) or a small file holding only ``drift:``
-and ``alerts:`` sections; ``-p drift.correction=bonferroni`` overrides one key either way.
+sides is a feature. ``--params`` takes either a full driftgate params file (its ``drift``,
+``alerts`` and ``compute`` sections and its ``data.features`` are used) or a small file holding
+only ``drift:``, ``alerts:`` and ``compute:`` sections; ``-p drift.correction=bonferroni``
+overrides one key either way. With ``compute.scheduler`` other than ``pandas`` (``local``, or
+``tcp://host:8786``), Parquet files and globs are compared partition by partition on Dask
+(:func:`helpers.compute.compare_at_scale`), so they need not fit in memory.
 
 Exit status: 0, or 1 when drift is found and ``--fail-on-drift`` is given (for CI gates). Bad
 input raises :class:`~helpers.errors.DataError` or :class:`~helpers.errors.ParamsError`, which
@@ -23,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from helpers import config
-from helpers.config import AlertParams, DriftParams
+from helpers.config import AlertParams, ComputeParams, DriftParams
 from helpers.errors import ParamsError
 
-DRIFT_ONLY_SECTIONS = ("drift", "alerts")
+DRIFT_ONLY_SECTIONS = ("drift", "alerts", "compute")
 TABLE_COLUMNS = ["feature", "type", "test", "statistic", "rule", "threshold", "drifted", "contribution"]
 
 
@@ -36,6 +39,7 @@ class DriftSettings:
 
     drift: DriftParams = field(default_factory=DriftParams)
     alerts: AlertParams = field(default_factory=AlertParams)
+    compute: ComputeParams = field(default_factory=ComputeParams)
     features: list[str] | None = None
     alerts_file: Path = Path("outputs/alerts.jsonl")
 
@@ -71,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.params, args.overrides)
     features = _split(args.features) if args.features else settings.features
-    baseline = read_table(args.baseline)
-    target = read_table(args.target)
-    report = drift.compare(baseline, target, settings.drift, features=features, time_column=args.time_column)
+    if settings.compute.scheduler.strip() != "pandas":
+        report = _compare_at_scale(args, settings, features)
+    else:
+        baseline = read_table(args.baseline)
+        target = read_table(args.target)
+        report = drift.compare(baseline, target, settings.drift, features=features, time_column=args.time_column)
     _print_report(report)
     if args.html:
         print(f"html: {drift_report.write_html(report, Path(args.html), title=args.title)}")
@@ -99,6 +106,7 @@ def load_settings(path: str | None, overrides: list[str] | None = None) -> Drift
     return DriftSettings(
         drift=params.drift,
         alerts=params.alerts,
+        compute=params.compute,
         features=list(params.data.features) or None,
         alerts_file=params.outputs_dir / "alerts.jsonl",
     )
@@ -112,12 +120,24 @@ def _drift_only(raw: dict[str, Any], overrides: list[str], where: str, base: Pat
     for item in overrides:
         key = item.partition("=")[0].strip()
         if key.split(".")[0] not in DRIFT_ONLY_SECTIONS:
-            raise ParamsError(f"{where}: override {item!r}: only drift.* and alerts.* keys apply to driftgate drift")
+            raise ParamsError(
+                f"{where}: override {item!r}: only drift.*, alerts.* and compute.* keys apply to driftgate drift"
+            )
         config._apply_override(raw, item, where=where)
     return DriftSettings(
         drift=config._build(DriftParams, raw.get("drift"), where, "drift"),
         alerts=config._build(AlertParams, raw.get("alerts"), where, "alerts"),
+        compute=config._build(ComputeParams, raw.get("compute"), where, "compute"),
     )
+
+
+def _compare_at_scale(args: argparse.Namespace, settings: DriftSettings, features: list[str] | None) -> Any:
+    """The report from partition-wise profiles on Dask (``compute.scheduler`` is not pandas)."""
+    from helpers.compute import compare_at_scale
+
+    if args.time_column:
+        raise ParamsError("--time-column: drift over time needs the rows in memory; use compute.scheduler: pandas")
+    return compare_at_scale(args.baseline, args.target, settings.drift, settings.compute, features=features)
 
 
 def _split(text: str) -> list[str]:
