@@ -334,3 +334,16 @@ def test_two_racing_release_processes_cannot_both_win(tmp_path: Path, store: Sto
     assert set(champions) <= {v1, winner["version"]}
     lock = f"{name}{registry.LOCK_SUFFIX}"
     assert not [m for m in registry.connect(params).search_registered_models() if m.name.startswith(lock)]
+
+
+def test_index_links_each_release_decision_to_its_page(tmp_path: Path) -> None:
+    from helpers.files import write_json
+    from helpers.report import write_index
+
+    for run_id, decision in (("20260101-000000-aaaaaa", "promoted"), ("20260102-000000-bbbbbb", "waiting")):
+        write_json(tmp_path / "runs" / run_id / "manifest.json", {
+            "run_id": run_id, "status": "succeeded", "steps": [], "extra_reports": ["release.html"],
+            "summaries": {"deploy": {"decision": decision, "version": "3", "release_page": "release.html"}}})
+    index = write_index(tmp_path).read_text()
+    assert '<a href="runs/20260101-000000-aaaaaa/release.html"><span class="promoted">promoted v3</span></a>' in index
+    assert '<a href="runs/20260102-000000-bbbbbb/release.html"><span class="running">waiting v3</span></a>' in index

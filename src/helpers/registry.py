@@ -68,15 +68,16 @@ def quiet_mlflow() -> None:
     for name in ("mlflow", "alembic", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="mlflow")
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
 
 
 def connect(params: Params) -> Any:
     """Point MLflow at the params' tracking store (also the registry), create the experiment,
     and return a client. An unreachable server raises :class:`RegistryError` at once."""
+    quiet_mlflow()  # before importing mlflow: its import warns too
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    quiet_mlflow()
     uri = params.tracking_uri
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
