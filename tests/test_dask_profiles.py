@@ -265,3 +265,71 @@ def test_driftgate_drift_with_a_compute_section_runs_on_dask(tables, in_memory, 
     timed = parser.parse_args([*argv, "--time-column", "when"])
     with pytest.raises(ParamsError, match="--time-column"):
         timed.func(timed)
+
+
+def _write_captures(root: Path, model: str, frame: pd.DataFrame) -> None:
+    """Capture files in the service's layout: two files a day, with feedback for every third row."""
+    stamps = pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(len(frame)) * 3, unit="min")
+    frame = frame.assign(request_id=[f"r{i}" for i in range(len(frame))], row=np.int32(0), timestamp=stamps,
+                         latency_ms=1.0, model_name=model, model_version=np.where(np.arange(len(frame)) < 900,
+                                                                                  "1", "2"))
+    for (day, half), part in frame.groupby([frame["timestamp"].dt.day, frame.index % 2]):
+        folder = root / model / "2026" / "01" / f"{day:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        part.to_parquet(folder / f"captures-{half}.parquet", index=False)
+        labelled = part.iloc[::3]
+        feedback = pd.DataFrame({"request_id": labelled["request_id"], "row": labelled["row"],
+                                 "label": labelled["prediction"] * 1.1, "timestamp": labelled["timestamp"]})
+        feedback.to_parquet(folder / f"feedback-{half}.parquet", index=False)
+
+
+def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import DATA, write_params
+    from helpers import monitor
+    from helpers.capture import read_captures, read_labeled_captures
+    from helpers.config import load_params
+
+    params_file = write_params(tmp_path)
+    params = load_params(params_file)
+    features = params.data.features
+    data = pd.read_csv(DATA)
+    base = data.iloc[:3000][features].assign(prediction=lambda d: d["temp"] * 300.0)
+    types = drift.infer_column_types(base, params.drift)[0] | {"prediction": "numeric"}
+    baseline = profile_frame(base, types, bins=params.drift.bins)
+    later = data.iloc[5000:6400][features].reset_index(drop=True).assign(prediction=lambda d: d["temp"] * 330.0)
+    root, model = params.outputs_dir / "captures", params.mlflow.model_name
+    _write_captures(root, model, later)
+    champion = monitor.Champion("1", "run", baseline, {"rmse": 10.0})
+    monkeypatch.setattr(monitor, "load_champion", lambda p: champion)
+    window = monitor.resolve_window("day", "2026-01-01T12:00", "2026-01-03T18:00")
+    scale = ["compute.scheduler=local", "compute.processes=false", "compute.progress=false"]
+
+    at_scale = compute.labelled_captures(root, model, window.start, window.end, load_params(params_file, scale).compute)
+    expected = read_labeled_captures(root, model, window.start, window.end)
+    pd.testing.assert_frame_equal(at_scale, expected, check_dtype=False)
+    prof = compute.profile_captures(root, model, window.start, window.end, baseline, features, ComputeParams())
+    exact = profile_frame(read_captures(root, model, window.start, window.end), types, baseline.edges)
+    assert prof.rows == exact.rows and prof.columns["hum"].hist.tolist() == exact.columns["hum"].hist.tolist()
+
+    pandas = monitor.run_monitor(params, str(params_file), window=window, retrain=False).summary
+    dask = monitor.run_monitor(load_params(params_file, scale), str(params_file), window=window, retrain=False).summary
+    assert pandas["rows"] == 1080 and 300 < pandas["labelled_rows"] < 400 and pandas["versions_seen"] == ["1", "2"]
+    for key in ("rows", "labelled_rows", "versions_seen", "decision", "drifted", "degraded", "reason",
+                "feature_drift", "prediction_drift", "performance"):
+        _assert_close(dask[key], pandas[key], key)
+
+
+def _assert_close(got: object, want: object, where: str) -> None:
+    """Equal, floats to 1e-9 (merged moments differ from one-pass moments in the last bits)."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        assert got.keys() == want.keys(), where
+        for key in want:
+            _assert_close(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list) and isinstance(got, list):
+        assert len(got) == len(want), where
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            _assert_close(a, b, f"{where}[{i}]")
+    elif isinstance(want, float) and isinstance(got, float):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), where
+    else:
+        assert got == want, where

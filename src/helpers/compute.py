@@ -95,10 +95,11 @@ class FilePart:
             return self.path
         return f"{self.path} (row groups {self.row_groups[0]}-{self.row_groups[-1]})"
 
-    def read(self, columns: Sequence[str]) -> pd.DataFrame:
-        """The partition's ``columns`` as a pandas frame."""
+    def read(self, columns: Sequence[str] | None) -> pd.DataFrame:
+        """The partition's ``columns`` (None: all) as a pandas frame."""
         try:
-            table = pq.ParquetFile(self.path).read_row_groups(list(self.row_groups), columns=list(columns))
+            wanted = list(columns) if columns is not None else None
+            table = pq.ParquetFile(self.path).read_row_groups(list(self.row_groups), columns=wanted)
             return table.to_pandas()
         except Exception as exc:
             raise DataError(f"{self.path}: cannot be read as parquet ({type(exc).__name__}: {exc})") from None
@@ -148,7 +149,7 @@ def open_table(table: Any, compute: ComputeParams, *, side: str = "table") -> Ta
         files = _expand(str(table))
         label = str(table)
     elif isinstance(table, Sequence) and table and all(isinstance(p, str | Path) for p in table):
-        files, label = [str(p) for p in table], f"{len(table)} files"
+        files, label = [f for p in table for f in _expand(str(p))], f"{len(table)} files"
     else:
         raise DataError(f"the {side} must be a Parquet path or glob, a list of files, or a dataframe; "
                         f"got {type(table).__name__}")
@@ -279,9 +280,11 @@ def _dask_table(ddf: Any, side: str) -> Table:
     )
 
 
-def _read(part: Any, columns: Sequence[str]) -> pd.DataFrame:
+def _read(part: Any, columns: Sequence[str] | None) -> pd.DataFrame:
     if isinstance(part, FilePart):
         return part.read(columns)
+    if columns is None:
+        return part
     missing = [c for c in columns if c not in part.columns]
     if missing:
         raise DataError(f"column(s) {', '.join(map(repr, missing))} missing")
@@ -653,15 +656,19 @@ class RowFilter:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
 
-    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``frame`` inside the window, without the filter column."""
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        """Which rows of ``frame`` lie inside the window."""
         times = pd.to_datetime(frame[self.column], utc=True)
         keep = pd.Series(True, index=frame.index)
         if self.start is not None:
             keep &= times >= self.start
         if self.end is not None:
             keep &= times < self.end
-        return frame.loc[keep].drop(columns=[self.column])
+        return keep
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``frame`` inside the window, without the filter column."""
+        return frame.loc[self.mask(frame)].drop(columns=[self.column])
 
 
 @dataclass(frozen=True)
@@ -954,3 +961,62 @@ def profile_like(
         task = ProfileTask(types, edges, fine.pop() if fine else compute.fine_bins, row_filter=row_filter)
         prof, _ = profile_table(tab, task, run, desc="profiling captures")
     return prof
+
+
+# --------------------------------------------------------------------------- captured traffic
+
+
+def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: Any) -> list[str]:
+    """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``."""
+    from helpers.capture import _as_utc, _files
+
+    return [str(p) for p in _files(capture_dir, model, "captures", _as_utc(start, "start"), _as_utc(end, "end"))]
+
+
+def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, baseline: FrameProfile,
+                     columns: Sequence[str], compute: ComputeParams, *, client: Client | None = None) -> FrameProfile:
+    """Profile of the captured rows of ``[start, end)`` on the baseline's types and edges.
+
+    ``columns`` that the baseline profiles are profiled, and ``model_version`` is counted (the
+    versions seen). No rows travel: each capture file is read, cut to the window and profiled
+    where its task runs. No capture file gives a profile of 0 rows and no columns.
+    """
+    from helpers.capture import _as_utc
+
+    files = captured_files(capture_dir, model, start, end)
+    if not files:
+        return FrameProfile(rows=0, columns={})
+    window = RowFilter("timestamp", _as_utc(start, "start"), _as_utc(end, "end"))
+    return profile_like(files, baseline, columns, compute, extra_categorical=("model_version",), row_filter=window,
+                        client=client)
+
+
+def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, compute: ComputeParams,
+                      *, client: Client | None = None) -> pd.DataFrame:
+    """:func:`helpers.capture.read_labeled_captures`, joined file by file where the files are read.
+
+    Only captured rows that have feedback travel back; the feedback table is sent to each
+    worker once.
+    """
+    from helpers.capture import _as_utc, read_feedback
+
+    feedback = read_feedback(capture_dir, model, start, None)
+    files = captured_files(capture_dir, model, start, end)
+    if feedback.empty or not files:
+        return pd.DataFrame(columns=["request_id", "row", "timestamp", "label", "feedback_timestamp"])
+    window = RowFilter("timestamp", _as_utc(start, "start"), _as_utc(end, "end"))
+    with runner(compute, client) as run:
+        table = open_table(files, compute, side="captures")
+        shared = run.client.scatter(feedback, broadcast=True) if run.client is not None else feedback
+        tasks = [(part, window, shared) for part in table.parts]
+        pieces = list(run.map(_labelled_part, tasks, table.labels, "joining feedback"))
+    frame = pd.concat(pieces, ignore_index=True)
+    return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)
+
+
+def _labelled_part(part: Any, window: RowFilter, feedback: pd.DataFrame) -> pd.DataFrame:
+    from helpers.capture import join_feedback
+
+    frame = _read(part, None).copy()
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    return join_feedback(frame.loc[window.mask(frame)], feedback, how="inner")
