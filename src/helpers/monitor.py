@@ -111,10 +111,12 @@ def capture_dir(params: Params) -> Path:
 # --------------------------------------------------------------------------- analysis
 
 
-def profile_captured(frame: pd.DataFrame, baseline: Any, columns: list[str]) -> Any:
-    """Profile captured ``columns`` on the baseline's types and bin edges."""
-    from helpers.profile import NumericProfile, profile_frame
+def profile_captured(frame: Any, baseline: Any, columns: list[str]) -> Any:
+    """Profile captured ``columns`` on the baseline's types and bin edges (a profile: its columns)."""
+    from helpers.profile import FrameProfile, NumericProfile, profile_frame
 
+    if isinstance(frame, FrameProfile):  # profiled at scale (compute.scheduler is not pandas)
+        return FrameProfile(frame.rows, {c: frame.columns[c] for c in columns if c in frame.columns})
     types = {c: "numeric" if isinstance(baseline.columns[c], NumericProfile) else "categorical"
              for c in columns if c in baseline.columns and c in frame}
     return profile_frame(frame[list(types)], types, baseline.edges)
@@ -125,7 +127,7 @@ def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> An
     from helpers.drift import compare_profiles
 
     features = [f for f in params.data.features if f in champion.baseline.columns]
-    missing = [f for f in features if f not in frame]
+    missing = [f for f in features if f not in frame.columns]
     if missing:
         raise DataError(f"captured data lacks the feature column(s) {', '.join(missing)}; "
                         "is the service serving this model?")
@@ -137,7 +139,7 @@ def prediction_drift(frame: pd.DataFrame, champion: Champion, params: Params) ->
     """Drift of the captured predictions against the champion's predictions on its training rows."""
     from helpers.drift import compare_profiles
 
-    if PREDICTION not in frame or PREDICTION not in champion.baseline.columns:
+    if PREDICTION not in frame.columns or PREDICTION not in champion.baseline.columns:
         return None
     target = profile_captured(frame, champion.baseline, [PREDICTION])
     return compare_profiles(champion.baseline, target, params.drift, features=[PREDICTION])
@@ -187,18 +189,30 @@ def run_monitor(params: Params, params_file: str, overrides: list[str] | None = 
     window = window or resolve_window(params.monitor.period)
     champion = load_champion(params)
     root, name = capture_dir(params), params.mlflow.model_name
-    captured = read_captures(root, name, window.start, window.end)
-    labelled = read_labeled_captures(root, name, window.start, window.end)
+    if params.compute.scheduler.strip() == "pandas":
+        captured = read_captures(root, name, window.start, window.end)
+        labelled = read_labeled_captures(root, name, window.start, window.end)
+        rows = len(captured)
+        versions = sorted(map(str, captured["model_version"].dropna().unique())) if "model_version" in captured else []
+    else:  # profiled file by file on Dask: only profiles and labelled rows come back
+        from helpers import compute
+
+        columns = [*params.data.features, PREDICTION]
+        with compute.runner(params.compute) as run:
+            captured = compute.profile_captures(root, name, window.start, window.end, champion.baseline, columns,
+                                                params.compute, client=run.client)
+            labelled = compute.labelled_captures(root, name, window.start, window.end, params.compute,
+                                                 client=run.client)
+        rows = captured.rows
+        versions = sorted(captured.columns["model_version"].counts) if "model_version" in captured.columns else []
     summary: dict[str, Any] = {
         "model": name, "champion": champion.version, "window": [str(window.start), str(window.end)],
-        "rows": len(captured), "labelled_rows": len(labelled),
-        "versions_seen": sorted(map(str, captured["model_version"].dropna().unique()))
-        if "model_version" in captured else [],
+        "rows": rows, "labelled_rows": len(labelled), "versions_seen": versions,
     }
     report = pred = None
-    if len(captured) < params.monitor.min_rows:
+    if rows < params.monitor.min_rows:
         summary.update(decision="no decision", drifted=False, degraded=False,
-                       reason=f"{len(captured)} captured rows, fewer than monitor.min_rows={params.monitor.min_rows}")
+                       reason=f"{rows} captured rows, fewer than monitor.min_rows={params.monitor.min_rows}")
     else:
         report = feature_drift(captured, champion, params)
         pred = prediction_drift(captured, champion, params)
