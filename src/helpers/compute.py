@@ -102,7 +102,7 @@ class FilePart:
             table = pq.ParquetFile(self.path).read_row_groups(list(self.row_groups), columns=wanted)
             return table.to_pandas()
         except Exception as exc:
-            raise DataError(f"{self.path}: cannot be read as parquet ({type(exc).__name__}: {exc})") from None
+            raise DataError(f"{self.path}: cannot be read as parquet ({_one_line(exc)})") from None
 
 
 @dataclass
@@ -192,7 +192,11 @@ def _footer(path: str) -> tuple[pq.FileMetaData, pa.Schema]:
         handle = pq.ParquetFile(path)
         return handle.metadata, handle.schema_arrow
     except Exception as exc:
-        raise DataError(f"{path}: cannot be read as parquet ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path}: cannot be read as parquet ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _split_row_groups(path: str, meta: pq.FileMetaData, partition_rows: int) -> list[FilePart]:
@@ -359,7 +363,7 @@ def _named(label: str, fn: Callable[..., Any], *args: Any) -> Any:
         text = str(exc)
         raise DataError(text if label.split(" (")[0] in text else f"{label}: {text}") from None
     except Exception as exc:
-        raise DataError(f"{label}: {type(exc).__name__}: {exc}") from None
+        raise DataError(f"{label}: {_one_line(exc)}") from None
 
 
 def check_scheduler(compute: ComputeParams) -> str:
