@@ -16,6 +16,21 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
 
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without MLflow URIs (mlflow.set_tracking_uri exports one), so a
+    subprocess uses the store its params name, not whichever store an earlier test used."""
+    return {k: v for k, v in os.environ.items() if k not in URI_VARIABLES}
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in URI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, driftgate_cmd, write_params
+from conftest import ROOT, clean_env, driftgate_cmd, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +21,7 @@ STEP_FILES = ["01_investigate", "02_drift_report", "03_train_evaluate", "04_depl
 
 def _run(params: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*driftgate_cmd(), "run", "--params", str(params), "--no-progress", *extra],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+                          capture_output=True, text=True, timeout=900, cwd=ROOT, env=clean_env())
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +42,19 @@ def test_run_succeeds_and_writes_every_artifact(first_run) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = _only_run_dir(params.parent / "outputs")
     for stem in STEP_FILES:
-        assert (run_dir / f"{stem}.ipynb").is_file()
+        cells = json.loads((run_dir / f"{stem}.ipynb").read_text())["cells"]
+        outputs = [o for c in cells for o in c.get("outputs", [])]
+        pictures = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert pictures, f"{stem} shows no figure"
+        assert not any("<Figure size" in "".join(o.get("data", {}).get("text/plain", "")) and
+                       "image/png" not in o.get("data", {}) for o in outputs), f"{stem}: a figure shown as text"
         html = (run_dir / f"{stem}.html").read_text()
         assert "<html" in html.lower() and "data:image/png;base64" in html
         assert 'src="http' not in html, "reports must open offline"
     for name in ("investigate.json", "drift.json", "evaluation.json", "deploy.json", "manifest.json",
                  "drift_report.html", "baseline_profile.json", "test_predictions.parquet"):
         assert (run_dir / name).is_file(), name
-    assert "release: promoted v1; champion is v1" in done.stdout
+    assert "release: promoted v1; champion: v1" in done.stdout
 
 
 def test_manifest_is_complete(first_run) -> None:
@@ -85,7 +90,8 @@ def test_registry_holds_the_champion_with_lineage(first_run) -> None:
     params, _ = first_run
     outputs = params.parent / "outputs"
     run_dir = _only_run_dir(outputs)
-    client = MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
+    store = f"sqlite:///{outputs / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     champion = client.get_model_version_by_alias("bike-demand-ci", "champion")
     assert str(champion.version) == "1"
     tags = champion.tags
@@ -129,7 +135,8 @@ def test_unchanged_rerun_reuses_every_step_and_links_its_files(first_run) -> Non
     assert f"reused unchanged steps: investigate (from {source.name})" in done.stdout
     for name in ("02_drift_report.html", "evaluation.json", "deploy.json"):
         assert (newest / name).stat().st_ino == (source / name).stat().st_ino
-    client = MlflowClient(tracking_uri=f"sqlite:///{outputs / 'mlflow.db'}")
+    store = f"sqlite:///{outputs / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     assert len(client.search_model_versions("name='bike-demand-ci'")) == 2, "nothing retrained"
     changed = _run(params, "-p", "split.seed=7")
     manifest = json.loads((sorted((outputs / "runs").iterdir())[-1] / "manifest.json").read_text())

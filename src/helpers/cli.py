@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -77,7 +78,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     deploy = result.manifest.get("summaries", {}).get("deploy", {})
     if deploy:
-        print(f"release: {deploy.get('decision')} v{deploy.get('version')}; champion is v{deploy.get('champion')}")
+        champion = f"v{deploy['champion']}" if deploy.get("champion") else "none yet"
+        print(f"release: {deploy.get('decision')} v{deploy.get('version')}; champion: {champion}")
     print(f"index: {result.run_dir.parent.parent / 'index.html'}")
     return 0
 
@@ -115,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("driftgate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -94,7 +94,9 @@ def open_step(step: str, params_file: str, run_dir: str = "", overrides: list[st
     An empty ``run_dir`` (a notebook opened by hand) uses ``outputs/interactive/``.
     """
     from helpers.data import check_params_against_data
+    from helpers.plots import show_figures_inline
 
+    show_figures_inline()
     params = load_params(_find_params(params_file), overrides)
     frame = check_params_against_data(params)
     folder = Path(run_dir) if run_dir else params.outputs_dir / INTERACTIVE

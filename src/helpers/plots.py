@@ -31,6 +31,32 @@ class _Figures:
 plt = _Figures()
 
 
+def show_figures_inline() -> bool:
+    """Make Jupyter render a returned Figure as a PNG (figures made without pyplot are not
+    registered with the inline backend, so they would show as ``<Figure size ...>``).
+
+    Returns True inside an IPython kernel, False elsewhere.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    formatter = shell.display_formatter.formatters["image/png"]
+    formatter.for_type(Figure, _figure_png)
+    return True
+
+
+def _figure_png(fig: Figure) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def _grid(count: int, columns: int = 4, size: tuple[float, float] = (3.2, 2.4)) -> tuple[Figure, list]:
     rows = max(1, math.ceil(count / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(size[0] * columns, size[1] * rows), squeeze=False)
