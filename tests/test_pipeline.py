@@ -71,6 +71,14 @@ def test_manifest_is_complete(first_run) -> None:
     for step in manifest["steps"]:
         assert step["status"] == "succeeded" and step["duration_s"] > 0 and step["start"] <= step["end"]
     assert manifest["summaries"]["deploy"]["decision"] == "promoted"
+    # every step read the run's frozen copy of the params, whose hash the manifest records
+    from helpers.config import load_params
+
+    assert load_params(run_dir / "params.yaml").params_hash == manifest["params"]["hash"]
+    for stem in STEP_FILES:
+        cells = json.loads((run_dir / f"{stem}.ipynb").read_text())["cells"]
+        injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
+        assert f"params_file = \"{run_dir / 'params.yaml'}\"" in "".join(injected["source"])
     assert 0 <= manifest["summaries"]["drift"]["share_drifted"] <= 1
 
 
@@ -159,6 +167,18 @@ def test_failing_cell_stops_the_run_and_keeps_the_error_visible(tmp_path: Path) 
     assert "InvalidParameterError" in html
     assert not (run_dir / "deploy.json").exists()
     assert "failed" in (tmp_path / "outputs" / "index.html").read_text()
+
+
+def test_notebook_runs_with_its_default_parameters_as_opened_in_jupyterlab(tmp_path: Path) -> None:
+    """No parameters injected, working folder notebooks/ (as JupyterLab starts the kernel):
+    the defaults find params/default.yaml and write to outputs/interactive/."""
+    out = tmp_path / "01.ipynb"
+    papermill = Path(sys.executable).with_name("papermill")
+    done = subprocess.run([str(papermill), "01_investigate.ipynb", str(out), "--no-progress-bar"],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT / "notebooks", env=clean_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((ROOT / "outputs" / "interactive" / "investigate.json").read_text())
+    assert summary["rows"] == 8645 and summary["validation_passed"] is True
 
 
 def test_notebook_runs_under_the_plain_papermill_cli(tmp_path: Path) -> None:
