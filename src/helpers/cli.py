@@ -29,18 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the notebook pipeline into a new run folder")
-    _add_params_args(run)
+    add_params_args(run)
     run.add_argument("--steps", help="comma-separated subset of steps: investigate,drift,train,deploy")
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
     run.add_argument("--force", action="store_true", help="rerun every step, even unchanged ones")
     run.set_defaults(func=_cmd_run)
 
     validate = sub.add_parser("validate", help="check params and data without running anything")
-    _add_params_args(validate)
+    add_params_args(validate)
     validate.set_defaults(func=_cmd_validate)
 
     index = sub.add_parser("index", help="rewrite outputs/index.html from the run folders")
-    _add_params_args(index)
+    add_params_args(index)
     index.set_defaults(func=_cmd_index)
 
     for module_name in PLUGGED_COMMANDS:
@@ -54,10 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_params_args(parser: argparse.ArgumentParser) -> None:
+def add_params_args(parser: argparse.ArgumentParser, example: str = "split.test_size=0.3") -> None:
+    """The ``--params FILE`` and ``-p KEY=VALUE`` options every subcommand shares."""
     parser.add_argument("--params", default=DEFAULT_PARAMS, help=f"params YAML file (default {DEFAULT_PARAMS})")
     parser.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one parameter, e.g. -p split.test_size=0.3 (repeatable)")
+                        help=f"override one parameter, e.g. -p {example} (repeatable)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -106,9 +107,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse, dispatch, and turn user errors into one line and an exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point: parse and dispatch (see :func:`dispatch`)."""
+    return dispatch(build_parser().parse_args(argv))
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a parsed subcommand, turning user errors into one line and an exit code."""
     try:
         return int(args.func(args) or 0)
     except DriftgateError as exc:

@@ -12,10 +12,9 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from helpers.cli import add_params_args
 from helpers.config import Params
 from helpers.errors import RegistryError
-
-DEFAULT_PARAMS = "params/default.yaml"
 
 
 @dataclass
@@ -67,9 +66,7 @@ def deploy(params: Params, *, if_new_version: bool, by: str = "driftgate deploy"
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``deploy`` subcommand."""
     parser = subparsers.add_parser("deploy", help="release the newest challenger waiting for approval")
-    parser.add_argument("--params", default=DEFAULT_PARAMS, help=f"params YAML file (default {DEFAULT_PARAMS})")
-    parser.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one parameter (repeatable)")
+    add_params_args(parser, example="mlflow.model_name=x")
     parser.add_argument("--if-new-version", action="store_true",
                         help="do nothing (exit 0) unless a challenger newer than the champion exists")
     parser.set_defaults(func=run)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_PARAMS = "params/default.yaml"
+from helpers.cli import add_params_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``monitor`` subcommand."""
     monitor = subparsers.add_parser("monitor", help="compare captured traffic with the champion's baseline")
-    monitor.add_argument("--params", default=DEFAULT_PARAMS, help=f"params YAML file (default {DEFAULT_PARAMS})")
-    monitor.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="override one parameter (repeatable)")
+    add_params_args(monitor, example="monitor.max_degradation=0.3")
     monitor.add_argument("--period", choices=["hour", "day", "week", "month"],
                          help="window length ending now (default monitor.period)")
     monitor.add_argument("--from", dest="start", metavar="TIME", help="window start (UTC), e.g. 2026-11-30")

@@ -14,9 +14,8 @@ import argparse
 import json
 from typing import Any
 
+from helpers.cli import add_params_args
 from helpers.config import Params, load_params
-
-DEFAULT_PARAMS = "params/default.yaml"
 
 
 def register(subparsers: Any) -> None:
@@ -41,9 +40,7 @@ def register(subparsers: Any) -> None:
 
 
 def _add_params_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default=DEFAULT_PARAMS, help=f"params YAML file (default {DEFAULT_PARAMS})")
-    parser.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one parameter, e.g. -p mlflow.model_name=x (repeatable)")
+    add_params_args(parser, example="mlflow.model_name=x")
 
 
 def _params(args: argparse.Namespace) -> Params:

@@ -21,14 +21,14 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from helpers.errors import DataError, DriftgateError
+from helpers.cli import add_params_args, dispatch
+from helpers.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from helpers.config import Params
 
-DEFAULT_PARAMS = "params/default.yaml"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,16 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_params_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", default=DEFAULT_PARAMS, help=f"params YAML file (default {DEFAULT_PARAMS})")
-    parser.add_argument(
-        "-p",
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one parameter, e.g. -p serve.flush_interval=0.5 (repeatable)",
-    )
+    add_params_args(parser, example="serve.flush_interval=0.5")
 
 
 # --------------------------------------------------------------------------- serve
@@ -181,14 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m helpers.serve_cli serve|replay ...`` without the rest of the CLI."""
     parser = argparse.ArgumentParser(prog="driftgate")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except DriftgateError as exc:
-        print(f"driftgate: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
+    return dispatch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
