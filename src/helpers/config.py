@@ -237,6 +237,7 @@ class RunParams:
     kernel: str = "python3"
     timeout: int = 1200
     progress: bool = True
+    threads: int = 1  # OpenMP/BLAS threads in each notebook: 1 is fastest on small data and busy machines
 
 
 @dataclass

@@ -98,10 +98,20 @@ def open_step(step: str, params_file: str, run_dir: str = "", overrides: list[st
 
     show_figures_inline()
     params = load_params(_find_params(params_file), overrides)
+    _limit_threads(params.run.threads)
     frame = check_params_against_data(params)
     folder = Path(run_dir) if run_dir else params.outputs_dir / INTERACTIVE
     folder.mkdir(parents=True, exist_ok=True)
     return StepContext(step=step, params=params, run_dir=folder.resolve(), frame=frame)
+
+
+def _limit_threads(threads: int) -> None:
+    """Cap OpenMP and BLAS threads for this process (a notebook kernel): HistGradientBoosting's
+    OpenMP threads spin-wait, which on two busy cores costs far more than it gains."""
+    if threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
 
 
 def _find_params(params_file: str) -> Path:
