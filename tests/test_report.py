@@ -36,6 +36,10 @@ def test_index_lists_runs_newest_first_with_headlines_and_escaped_errors(tmp_pat
     assert "promoted v1" in page and "42 s" in page
     assert "bad &lt;value&gt;" in page and "bad <value>" not in page
     assert 'href="runs/20261130-100000-aaaaaa/drift_report.html"' in page
+    (tmp_path / "releases").mkdir()
+    (tmp_path / "releases" / "20261130T120000-rollback-v1.html").write_text("<html></html>")
+    page = report.write_index(tmp_path).read_text()
+    assert "Approvals and rollbacks" in page and 'href="releases/20261130T120000-rollback-v1.html"' in page
 
 
 def test_atomic_write_leaves_the_old_file_when_serialisation_fails(tmp_path: Path) -> None:

@@ -78,7 +78,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"driftgate: the failed notebook: {result.run_dir / failed['html']}", file=sys.stderr)
         return 1
     deploy = result.manifest.get("summaries", {}).get("deploy", {})
-    if deploy:
+    reused_deploy = next((s.get("reused_from") for s in result.steps if s["name"] == "deploy"), None)
+    if deploy and reused_deploy:
+        print(f"release: unchanged since run {reused_deploy} ({deploy.get('decision')} v{deploy.get('version')} "
+              "there); driftgate status shows the registry now")
+    elif deploy:
         champion = f"v{deploy['champion']}" if deploy.get("champion") else "none yet"
         print(f"release: {deploy.get('decision')} v{deploy.get('version')}; champion: {champion}")
     print(f"index: {result.run_dir.parent.parent / 'index.html'}")

@@ -39,6 +39,7 @@ from helpers.config import Params
 from helpers.errors import DataError, RegistryError
 from helpers.gates import BLOCKED, PROMOTED, WAITING, GateResult
 from helpers.pipeline import StepContext
+from helpers.report import write_index
 
 ROLLED_BACK = "rolled back"
 # Tags recorded on a model version.
@@ -378,6 +379,7 @@ def approve(params: Params, version: str, *, by: str | None = None, note: str = 
     from helpers.release_page import write_release_page
 
     write_release_page(page, outcome, title=f"Approval of v{version}")
+    write_index(params.outputs_dir)
     return outcome
 
 
@@ -468,6 +470,7 @@ def rollback(params: Params, *, reason: str = "", by: str | None = None) -> Roll
     done.page = str(page)
     write_rollback_page(page, done)
     client.set_model_version_tag(name, done.from_version, RELEASE_PAGE, done.page)
+    write_index(params.outputs_dir)
     return done
 
 

@@ -52,7 +52,8 @@ def write_index(outputs_dir: Path) -> Path:
         except (OSError, ValueError):
             continue
     rows = "\n".join(_index_row(m) for m in manifests)
-    monitoring = _monitoring_links(Path(outputs_dir))
+    monitoring = _page_links(Path(outputs_dir), "monitoring", "Monitoring reports")
+    monitoring += _page_links(Path(outputs_dir), "releases", "Approvals and rollbacks")
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Driftgate runs</title><style>{_STYLE}</style></head><body>
 <h1>Driftgate runs</h1>
@@ -132,9 +133,10 @@ def _release_cell(headline: dict[str, Any], run_id: str) -> str:
     return cell
 
 
-def _monitoring_links(outputs_dir: Path) -> str:
-    pages = sorted((outputs_dir / "monitoring").glob("*.html"), reverse=True)
+def _page_links(outputs_dir: Path, folder: str, heading: str) -> str:
+    """A list of the HTML pages in ``outputs/<folder>/``, newest first (their names sort by time)."""
+    pages = sorted((outputs_dir / folder).glob("*.html"), reverse=True)
     if not pages:
         return ""
-    items = "".join(f'<li><a href="monitoring/{p.name}">{html.escape(p.stem)}</a></li>' for p in pages)
-    return f"<h2>Monitoring reports</h2><ul>{items}</ul>"
+    items = "".join(f'<li><a href="{folder}/{p.name}">{html.escape(p.stem)}</a></li>' for p in pages)
+    return f"<h2>{html.escape(heading)}</h2><ul>{items}</ul>"
