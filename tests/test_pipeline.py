@@ -141,6 +141,7 @@ def test_unchanged_rerun_reuses_every_step_and_links_its_files(first_run) -> Non
     assert manifest["reused"] == ["investigate", "drift", "train", "deploy"]
     assert all(s["reused_from"] == source.name for s in manifest["steps"])
     assert f"reused unchanged steps: investigate (from {source.name})" in done.stdout
+    assert f"release: unchanged since run {source.name}" in done.stdout
     for name in ("02_drift_report.html", "evaluation.json", "deploy.json"):
         assert (newest / name).stat().st_ino == (source / name).stat().st_ino
     store = f"sqlite:///{outputs / 'mlflow.db'}"
