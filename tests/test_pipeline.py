@@ -232,6 +232,7 @@ def test_ctrl_c_leaves_the_run_marked_interrupted(tmp_path: Path) -> None:
     runs = tmp_path / "outputs" / "runs"
     while time.time() < deadline and not list(runs.glob("*/01_investigate.ipynb")):
         time.sleep(0.2)
+    time.sleep(1.0)
     process.send_signal(signal.SIGINT)  # the user presses Ctrl-C while the first notebook runs
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
@@ -239,4 +240,5 @@ def test_ctrl_c_leaves_the_run_marked_interrupted(tmp_path: Path) -> None:
     manifest = json.loads((_only_run_dir(tmp_path / "outputs") / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     assert manifest["steps"][0]["status"] == "interrupted"
+    assert [s["status"] for s in manifest["steps"][1:]] == ["not run"] * 3
     assert not (tmp_path / "outputs" / "mlflow.db").exists(), "nothing registered, nothing promoted"

@@ -18,8 +18,10 @@ import hashlib
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -202,6 +204,7 @@ def run_pipeline(
     show_progress = params.run.progress if progress is None else progress
     result = RunResult(run_id=run_id, run_dir=run_dir, status="running", manifest=manifest)
     upstream = hash_mapping({"params": params.params_hash, "data": manifest["data"], "code": code_hash()})
+    ctrl_c = _CtrlC()
     try:
         for step, notebook in chosen:
             key = step_key(notebook, upstream)
@@ -211,8 +214,12 @@ def run_pipeline(
             else:
                 record = _execute_step(step, notebook, params, frozen, run_dir, show_progress)
             record["key"] = upstream = key
+            if ctrl_c.pressed:  # a library below swallowed the KeyboardInterrupt: stop here all the same
+                record.update(status="interrupted", error="interrupted by the user (Ctrl-C)")
             manifest["steps"].append(record)
             write_json(manifest_path, manifest)
+            if ctrl_c.pressed:
+                raise KeyboardInterrupt
             if record["status"] != "succeeded":
                 result.error, result.failed_step = record["error"], step
                 break
@@ -221,10 +228,12 @@ def run_pipeline(
         manifest["status"] = "interrupted"
         done = {s["name"] for s in manifest["steps"]}
         pending = [(name, notebook) for name, notebook in chosen if name not in done]
+        first = not any(s["status"] == "interrupted" for s in manifest["steps"])
         for i, (name, notebook) in enumerate(pending):
+            stopped_here = first and i == 0
             manifest["steps"].append({"name": name, "notebook": f"{notebook}.ipynb",
-                                      "status": "interrupted" if i == 0 else "not run",
-                                      "error": "interrupted by the user (Ctrl-C)" if i == 0 else None})
+                                      "status": "interrupted" if stopped_here else "not run",
+                                      "error": "interrupted by the user (Ctrl-C)" if stopped_here else None})
         raise
     finally:
         manifest["end"] = _now()
@@ -235,8 +244,29 @@ def run_pipeline(
         write_json(manifest_path, manifest)
         result.status, result.manifest, result.steps = manifest["status"], manifest, manifest["steps"]
         report.write_index(params.outputs_dir)
+        ctrl_c.restore()
     _log_run_to_mlflow(params, run_dir, manifest)
     return result
+
+
+class _CtrlC:
+    """Remember a Ctrl-C (SIGINT) even when a library catches the KeyboardInterrupt it raises."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        """Put the previous SIGINT handler back."""
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _freeze_params(params: Params, run_dir: Path) -> Path:
