@@ -245,7 +245,8 @@ def run_pipeline(
         result.status, result.manifest, result.steps = manifest["status"], manifest, manifest["steps"]
         report.write_index(params.outputs_dir)
         ctrl_c.restore()
-    _log_run_to_mlflow(params, run_dir, manifest)
+    if len(manifest["reused"]) < len(manifest["steps"]):  # a fully reused run has nothing new to log
+        _log_run_to_mlflow(params, run_dir, manifest)
     return result
 
 

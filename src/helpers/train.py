@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
@@ -39,8 +39,17 @@ def split(frame: pd.DataFrame, params: SplitParams) -> tuple[pd.DataFrame, pd.Da
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+COMMON_MODULES = ("ensemble", "linear_model", "tree", "neighbors", "svm", "dummy")
+
+
 def estimator_class(name: str) -> type[BaseEstimator]:
     """The scikit-learn estimator class called ``name``; ParamsError with a hint otherwise."""
+    import importlib
+
+    for module in COMMON_MODULES:  # the usual homes first: listing every estimator takes seconds
+        found = getattr(importlib.import_module(f"sklearn.{module}"), name, None)
+        if isinstance(found, type) and issubclass(found, (RegressorMixin, ClassifierMixin)):
+            return found
     classes = dict(all_estimators(type_filter=["regressor", "classifier"]))
     if name not in classes:
         import difflib
