@@ -339,18 +339,19 @@ def load_params(path: str | os.PathLike[str], overrides: list[str] | None = None
             f"{source}: params file not found; pass an existing YAML file "
             "(for example params/default.yaml)"
         )
-    raw = _read_yaml(source)
+    raw = read_yaml(source)
     _resolve_paths(raw, base=source.resolve().parent, where=str(source))
     for item in overrides or []:
-        _apply_override(raw, item, where=str(source))
-    params = _build(Params, raw, where=str(source), key_path="")
+        apply_override(raw, item, where=str(source))
+    params = build_section(Params, raw, where=str(source), key_path="")
     params.source = str(source)
     params.raw = raw
     _check_semantics(params, where=str(source))
     return params
 
 
-def _read_yaml(source: Path) -> dict[str, Any]:
+def read_yaml(source: Path) -> dict[str, Any]:
+    """The YAML mapping in ``source``; ParamsError naming the line when it is not valid."""
     try:
         loaded = yaml.safe_load(source.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -377,7 +378,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path, where: str) -> None:
         raw["outputs"] = {**(outputs or {}), "dir": str((base / DEFAULT_OUTPUTS).resolve())}
 
 
-def _apply_override(raw: dict[str, Any], item: str, where: str) -> None:
+def apply_override(raw: dict[str, Any], item: str, where: str) -> None:
     """Apply one ``a.b.c=value`` override; the value is parsed as YAML."""
     key, sep, text = item.partition("=")
     key = key.strip()
@@ -405,7 +406,7 @@ def _apply_override(raw: dict[str, Any], item: str, where: str) -> None:
 # --------------------------------------------------------------------------- validation
 
 
-def _build(cls: type, raw: Any, where: str, key_path: str) -> Any:
+def build_section(cls: type, raw: Any, where: str, key_path: str) -> Any:
     """Build dataclass ``cls`` from ``raw``, checking unknown keys and value types."""
     label = key_path or "top level"
     if raw is None:
@@ -429,7 +430,7 @@ def _coerce(tp: Any, value: Any, where: str, key_path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, key_path)
+        return build_section(tp, value, where, key_path)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

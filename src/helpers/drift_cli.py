@@ -99,7 +99,7 @@ def load_settings(path: str | None, overrides: list[str] | None = None) -> Drift
     source = Path(path)
     if not source.is_file():
         raise ParamsError(f"{source}: params file not found; pass an existing YAML file")
-    raw = config._read_yaml(source)
+    raw = config.read_yaml(source)
     if set(raw) <= set(DRIFT_ONLY_SECTIONS):
         return _drift_only(raw, overrides, where=str(source), base=source.resolve().parent)
     params = config.load_params(source, overrides)
@@ -123,11 +123,11 @@ def _drift_only(raw: dict[str, Any], overrides: list[str], where: str, base: Pat
             raise ParamsError(
                 f"{where}: override {item!r}: only drift.*, alerts.* and compute.* keys apply to driftgate drift"
             )
-        config._apply_override(raw, item, where=where)
+        config.apply_override(raw, item, where=where)
     return DriftSettings(
-        drift=config._build(DriftParams, raw.get("drift"), where, "drift"),
-        alerts=config._build(AlertParams, raw.get("alerts"), where, "alerts"),
-        compute=config._build(ComputeParams, raw.get("compute"), where, "compute"),
+        drift=config.build_section(DriftParams, raw.get("drift"), where, "drift"),
+        alerts=config.build_section(AlertParams, raw.get("alerts"), where, "alerts"),
+        compute=config.build_section(ComputeParams, raw.get("compute"), where, "compute"),
     )
 
 
