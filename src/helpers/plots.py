@@ -76,15 +76,21 @@ def target_over_time(frame: pd.DataFrame, target: str, freq: str = "D") -> Figur
     return fig
 
 
-def target_distribution(frame: pd.DataFrame, target: str) -> Figure:
-    """Histogram (numeric) or bar chart (classes) of the target."""
-    fig, ax = plt.subplots(figsize=(6, 3))
-    values = frame[target].dropna()
-    if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
-        ax.hist(values, bins=40, color=BLUE, alpha=0.85)
+def _distribution(ax: Any, series: pd.Series, bins: int, max_levels: int) -> None:
+    """A histogram for a many-valued numeric series, else a bar per value."""
+    values = series.dropna()
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > max_levels:
+        ax.hist(values, bins=bins, color=BLUE, alpha=0.85)
     else:
         counts = values.value_counts().sort_index()
         ax.bar(counts.index.astype(str), counts.to_numpy(), color=BLUE)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+
+
+def target_distribution(frame: pd.DataFrame, target: str) -> Figure:
+    """Histogram (numeric) or bar chart (classes) of the target."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    _distribution(ax, frame[target], bins=40, max_levels=10)
     ax.set(title=f"Distribution of {target}", xlabel=target, ylabel="rows")
     fig.tight_layout()
     return fig
@@ -94,13 +100,7 @@ def feature_distributions(frame: pd.DataFrame, features: list[str]) -> Figure:
     """One small histogram or bar chart per feature."""
     fig, axes = _grid(len(features))
     for ax, name in zip(axes, features, strict=True):
-        values = frame[name].dropna()
-        if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
-            ax.hist(values, bins=30, color=BLUE, alpha=0.85)
-        else:
-            counts = values.value_counts().sort_index()
-            ax.bar(counts.index.astype(str), counts.to_numpy(), color=BLUE)
-            ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        _distribution(ax, frame[name], bins=30, max_levels=12)
         ax.set_title(name, fontsize=9)
     fig.tight_layout()
     return fig
