@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,23 @@ def clean_env() -> dict[str, str]:
 def _no_leaked_mlflow_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in URI_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+def _forget_mlflow_uris() -> None:
+    """Unset the tracking and registry URIs that mlflow.set_*_uri keep as process globals."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+
+    registry_utils._registry_uri = None
+    tracking_utils._tracking_uri = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_mlflow_uris_per_module() -> Iterator[None]:
+    """Each test module starts without the store an earlier module pointed MLflow at."""
+    _forget_mlflow_uris()
+    yield
+    _forget_mlflow_uris()
 
 
 @pytest.fixture(scope="session")

@@ -95,9 +95,10 @@ def register_models(root: Path) -> RegisteredModels:
 
     import mlflow
     import mlflow.sklearn
-    import skops.io as sio
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
+
+    from helpers.registry import trusted_types
 
     frame = pd.read_csv(DATA)
     train, held = frame.iloc[:6000], frame.iloc[6000:6200]
@@ -118,7 +119,7 @@ def register_models(root: Path) -> RegisteredModels:
                     signature=infer_signature(example, model.predict(example)),
                     input_example=example,
                     registered_model_name=MODEL_NAME,
-                    skops_trusted_types=sorted(sio.get_untrusted_types(data=sio.dumps(model))),
+                    skops_trusted_types=trusted_types(model),
                     pip_requirements=["mlflow", "scikit-learn", "pandas"],  # skips slow inference
                 )
             expected[str(info.registered_model_version)] = model.predict(held[FEATURES])

@@ -101,13 +101,6 @@ def load_champion(params: Params) -> Champion:
     return Champion(version=str(mv.version), run_id=mv.run_id, baseline=baseline, test_metrics=tests)
 
 
-def capture_dir(params: Params) -> Path:
-    """Where the scoring service writes captures (``serve.capture_dir`` or outputs/captures)."""
-    from helpers.serve import capture_dir_for
-
-    return capture_dir_for(params)
-
-
 # --------------------------------------------------------------------------- analysis
 
 
@@ -185,10 +178,11 @@ def run_monitor(params: Params, params_file: str, overrides: list[str] | None = 
                 window: Window | None = None, retrain: bool | None = None) -> MonitorResult:
     """Monitor one window of captured traffic; alert and retrain as the params say."""
     from helpers.capture import read_captures, read_labeled_captures
+    from helpers.serve import capture_dir_for
 
     window = window or resolve_window(params.monitor.period)
     champion = load_champion(params)
-    root, name = capture_dir(params), params.mlflow.model_name
+    root, name = capture_dir_for(params), params.mlflow.model_name
     if params.compute.scheduler.strip() == "pandas":
         captured = read_captures(root, name, window.start, window.end)
         labelled = read_labeled_captures(root, name, window.start, window.end)

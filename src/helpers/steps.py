@@ -7,7 +7,7 @@ step's JSON summary into the run folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,19 +86,11 @@ def finish_drift(ctx: StepContext, report: Any) -> dict[str, Any]:
     }
     summary["alerts"] = []
     if report.drifted:
-        alert = {"kind": "drift", "run_dir": str(ctx.run_dir), "reason": report.reason,
-                 "text": f"Driftgate: drift detected in {ctx.run_dir.name}: {report.reason}",
-                 **{k: v for k, v in summary["headline"].items() if k != "reason"}}
-        default_file = ctx.params.outputs_dir / "alerts.jsonl"
-        summary["alerts"] = [_as_dict(r) for r in alerts.send_alert(alert, ctx.params.alerts, default_file)]
+        alert = alerts.drift_alert(report, source=f"run {ctx.run_dir.name}", run_dir=str(ctx.run_dir))
+        sent = alerts.send_alert(alert, ctx.params.alerts, ctx.params.outputs_dir / "alerts.jsonl")
+        summary["alerts"] = [asdict(result) for result in sent]
     ctx.write_summary(summary)
     return summary["headline"]
-
-
-def _as_dict(value: Any) -> Any:
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(value) if is_dataclass(value) else value
 
 
 # --------------------------------------------------------------------------- train
