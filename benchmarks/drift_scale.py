@@ -71,9 +71,9 @@ def write_data(folder: Path, rows: int, columns: int, file_rows: int, seed: int 
 
 def run_pandas(folder: Path, out: Path) -> dict[str, Any]:
     """Read both sides into memory and compare them exactly."""
-    from helpers.config import DriftParams
-    from helpers.data import read_table
-    from helpers.drift import compare
+    from helpers.core.config import DriftParams
+    from helpers.modeling.data import read_table
+    from helpers.stats.drift import compare
 
     start = time.perf_counter()
     baseline = read_table(str(folder / "baseline" / "*.parquet"))
@@ -89,8 +89,8 @@ def run_pandas(folder: Path, out: Path) -> dict[str, Any]:
 
 def run_dask(folder: Path, out: Path, workers: int) -> dict[str, Any]:
     """Compare on a local cluster; the workers report their own peak memory."""
-    from helpers.compute import compare_at_scale, local_client
-    from helpers.config import ComputeParams, DriftParams
+    from helpers.core.config import ComputeParams, DriftParams
+    from helpers.stats.compute import compare_at_scale, local_client
 
     compute = ComputeParams(scheduler="local", n_workers=workers, threads_per_worker=1, memory_limit="2GB",
                             progress=False)

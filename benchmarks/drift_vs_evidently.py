@@ -84,8 +84,11 @@ def worker_driftgate(reference: str, current: str, html: str) -> dict[str, Any]:
     import pandas as pd
     import sklearn.ensemble  # noqa: F401  (imported before timing, like Evidently's imports)
 
-    from helpers import drift, drift_plots, drift_report  # noqa: F401
-    from helpers.config import DriftParams
+    from helpers.core.config import DriftParams
+    from helpers.reports import (
+        drift_report,  # noqa: F401
+    )
+    from helpers.stats import drift
 
     ref, cur = pd.read_parquet(reference), pd.read_parquet(current)
     start = time.perf_counter()

@@ -41,10 +41,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from helpers.capture import count_rows, read_captures  # noqa: E402
-from helpers.config import Params, load_params  # noqa: E402
-from helpers.data import load_frame, window  # noqa: E402
-from helpers.serve import encode_frame  # noqa: E402
+from helpers.core.config import Params, load_params  # noqa: E402
+from helpers.modeling.data import load_frame, window  # noqa: E402
+from helpers.serving.capture import count_rows, read_captures  # noqa: E402
+from helpers.serving.serve import encode_frame  # noqa: E402
 
 MODEL_NAME = "bike-bench"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -61,7 +61,8 @@ def register_champion(params: Params) -> pd.DataFrame:
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from helpers import registry, train
+    from helpers.modeling import train
+    from helpers.registry import store as registry
 
     frame = load_frame(params)
     baseline = window(frame, params.windows.baseline)

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from conftest import ROOT, write_params
-from helpers import data as data_mod
-from helpers import registry, release, train
-from helpers.config import Params, load_params
-from helpers.gates import GateResult
+from helpers.core.config import Params, load_params
+from helpers.modeling import data as data_mod
+from helpers.modeling import train
+from helpers.registry import release
+from helpers.registry import store as registry
+from helpers.registry.gates import GateResult
 
 STALE = ("2011-01-01", "2011-05-01")  # January-April: months before the July current window
 RECENT = ("2011-03-01", "2011-07-01")  # March-June
@@ -135,8 +137,8 @@ def train_version(params_file: Path, baseline: tuple[str, str], *overrides: str)
     rows, log it in an MLflow run and register it with lineage, as the train step does."""
     import mlflow
 
-    from helpers.data import file_sha256
-    from helpers.pipeline import git_state
+    from helpers.modeling.data import file_sha256
+    from helpers.pipeline.runner import git_state
 
     params = load_params(params_file, [f"windows.baseline.start={baseline[0]}",
                                        f"windows.baseline.end={baseline[1]}", *overrides])

@@ -98,7 +98,7 @@ def register_models(root: Path) -> RegisteredModels:
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from helpers.registry import trusted_types
+    from helpers.registry.store import trusted_types
 
     frame = pd.read_csv(DATA)
     train, held = frame.iloc[:6000], frame.iloc[6000:6200]

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.alerts import alert_text, drift_alert, send_alert
-from helpers.config import AlertParams, DriftParams
-from helpers.drift import compare
+from helpers.core.config import AlertParams, DriftParams
+from helpers.monitoring.alerts import alert_text, drift_alert, send_alert
+from helpers.stats.drift import compare
 
 ALERT = {"kind": "drift", "reason": "drift: 2 of 3 features drifted", "drifted_features": ["a", "b"], "share": 0.67}
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.capture import (
+from helpers.core.errors import DataError
+from helpers.serving.capture import (
     CAPTURE_COLUMNS,
     CaptureRecord,
     CaptureWriter,
@@ -27,8 +28,7 @@ from helpers.capture import (
     read_labeled_captures,
     safe_component,
 )
-from helpers.errors import DataError
-from helpers.serve import ScoringService, ServeClient
+from helpers.serving.serve import ScoringService, ServeClient
 from serve_fixtures import RegisteredModels, registered  # noqa: F401 - the fixture
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -142,7 +142,7 @@ def test_hard_kill_keeps_what_was_flushed(tmp_path: Path) -> None:
         f"""
         import sys, time
         import numpy as np, pandas as pd
-        from helpers.capture import CaptureRecord, CaptureWriter
+        from helpers.serving.capture import CaptureRecord, CaptureWriter
         writer = CaptureWriter({str(tmp_path)!r}, flush_interval=0.1).start()
         for i in range(200):
             frame = pd.DataFrame({{"x": [float(i)]}})

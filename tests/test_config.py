@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, driftgate_cmd, write_params
-from helpers.config import load_params
-from helpers.data import check_params_against_data
-from helpers.errors import ParamsError
+from helpers.core.config import load_params
+from helpers.core.errors import ParamsError
+from helpers.modeling.data import check_params_against_data
 
 
 def test_default_params_load_with_paths_resolved_against_the_file() -> None:

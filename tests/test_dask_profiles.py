@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import compute, drift
-from helpers.config import ComputeParams, DriftParams
-from helpers.data import read_table
-from helpers.errors import DataError, ParamsError
-from helpers.profile import NumericProfile, profile_frame
+from helpers.core.config import ComputeParams, DriftParams
+from helpers.core.errors import DataError, ParamsError
+from helpers.modeling.data import read_table
+from helpers.stats import compute, drift
+from helpers.stats.profile import NumericProfile, profile_frame
 
 EXACT_METRICS = ("psi", "jensenshannon", "chi2_statistic", "chi2_pvalue", "chi2_dof", "euclidean",
                  "distinct_baseline", "distinct_target")
@@ -248,7 +248,7 @@ def test_driftgate_drift_with_a_compute_section_runs_on_dask(tables, in_memory, 
     import argparse
     import json
 
-    from helpers import drift_cli
+    from helpers.cli import drift as drift_cli
 
     settings = tmp_path / "scale.yaml"
     settings.write_text("compute:\n  scheduler: local\n  processes: false  # threads: the CLI starts its own cluster\n"
@@ -285,9 +285,9 @@ def _write_captures(root: Path, model: str, frame: pd.DataFrame) -> None:
 
 def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import DATA, write_params
-    from helpers import monitor
-    from helpers.capture import read_captures, read_labeled_captures
-    from helpers.config import load_params
+    from helpers.core.config import load_params
+    from helpers.monitoring import monitor
+    from helpers.serving.capture import read_captures, read_labeled_captures
 
     params_file = write_params(tmp_path)
     params = load_params(params_file)

@@ -10,8 +10,9 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon as scipy_js
 
-from helpers.config import DriftParams, DriftThresholds
-from helpers.drift import (
+from helpers.core.config import DriftParams, DriftThresholds
+from helpers.core.errors import DataError, ParamsError
+from helpers.stats.drift import (
     adjust_pvalues,
     compare,
     ecdf_distances,
@@ -19,7 +20,6 @@ from helpers.drift import (
     ks_pvalue,
     select_test,
 )
-from helpers.errors import DataError, ParamsError
 
 NO_COEF = DriftParams(coefficient_sample=0)
 
@@ -454,7 +454,7 @@ def test_roc_auc_and_permutation_importance_match_sklearn() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    from helpers.drift import permutation_importance, roc_auc
+    from helpers.stats.drift import permutation_importance, roc_auc
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
@@ -470,7 +470,7 @@ def test_roc_auc_and_permutation_importance_match_sklearn() -> None:
 
 
 def _profiles(base: pd.DataFrame, target: pd.DataFrame, parts: int = 1):
-    from helpers.profile import profile_frame
+    from helpers.stats.profile import profile_frame
 
     types, _ = infer_column_types(base, DriftParams())
     base_prof = profile_frame(base, types)
@@ -482,7 +482,7 @@ def _profiles(base: pd.DataFrame, target: pd.DataFrame, parts: int = 1):
 
 
 def test_compare_profiles_matches_compare_on_rows() -> None:
-    from helpers.drift import compare_profiles
+    from helpers.stats.drift import compare_profiles
 
     base, target = _mixed(1, 5000), _mixed(2, 4000, mean=0.5, mix=[0.05, 0.05, 0.2, 0.3, 0.4])
     rows = compare(base, target, NO_COEF)
@@ -503,8 +503,8 @@ def test_compare_profiles_matches_compare_on_rows() -> None:
 
 
 def test_compare_profiles_handles_bad_pairs() -> None:
-    from helpers.drift import compare_profiles
-    from helpers.profile import profile_frame
+    from helpers.stats.drift import compare_profiles
+    from helpers.stats.profile import profile_frame
 
     base, target = _mixed(1, 500), _mixed(2, 500)
     base_prof, _ = _profiles(base, target)
@@ -539,7 +539,7 @@ def test_odd_frames_integer_names_duplicates_and_pandas_categoricals() -> None:
 
 
 def test_threaded_comparison_of_big_tables_gives_the_same_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    import helpers.drift as drift_module
+    import helpers.stats.drift as drift_module
 
     base, target = _mixed(1, 3000), _mixed(2, 3000, mean=0.3)
     serial = compare(base, target, NO_COEF).to_dict()

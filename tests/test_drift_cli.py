@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import drift_cli
-from helpers.errors import DataError, ParamsError
+from helpers.cli import drift as drift_cli
+from helpers.core.errors import DataError, ParamsError
 
 ROOT = Path(__file__).resolve().parents[1]
 

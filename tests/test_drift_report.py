@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from helpers import drift_plots, drift_report
-from helpers.config import DriftParams
-from helpers.drift import DriftReport, compare
+from helpers.core.config import DriftParams
+from helpers.reports import drift_plots, drift_report
+from helpers.stats.drift import DriftReport, compare
 
 MAX_HTML_BYTES = 1_500_000
 

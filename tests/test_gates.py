@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import gates
-from helpers.config import ChampionGate, MetricGate
+from helpers.core.config import ChampionGate, MetricGate
+from helpers.registry import gates
 
 
 def test_metric_gates_bounds_and_missing_metric() -> None:

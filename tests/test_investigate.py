@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import investigate
-from helpers.config import load_params
-from helpers.data import check_params_against_data
+from helpers.core.config import load_params
+from helpers.modeling import investigate
+from helpers.modeling.data import check_params_against_data
 
 
 def _data(params_file):

@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, driftgate_cmd, write_params
-from helpers import monitor, pipeline, registry, steps
-from helpers.capture import CaptureWriter
-from helpers.config import load_params
-from helpers.data import window
-from helpers.serve import ScoringService, replay
+from helpers.core.config import load_params
+from helpers.modeling.data import window
+from helpers.monitoring import monitor
+from helpers.pipeline import runner as pipeline
+from helpers.pipeline import steps
+from helpers.registry import store as registry
+from helpers.serving.capture import CaptureWriter
+from helpers.serving.serve import ScoringService, replay
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, driftgate_cmd
-from helpers import cli, registry, release
-from helpers.config import load_params
+from helpers.cli import main as cli
+from helpers.core.config import load_params
+from helpers.registry import release
+from helpers.registry import store as registry
 from release_fixtures import LATEST, STALE, Store, aliases, gate_and_release, sqlite_template, train_version
 
 

@@ -72,7 +72,7 @@ def test_manifest_is_complete(first_run) -> None:
         assert step["status"] == "succeeded" and step["duration_s"] > 0 and step["start"] <= step["end"]
     assert manifest["summaries"]["deploy"]["decision"] == "promoted"
     # every step read the run's frozen copy of the params, whose hash the manifest records
-    from helpers.config import load_params
+    from helpers.core.config import load_params
 
     assert load_params(run_dir / "params.yaml").params_hash == manifest["params"]["hash"]
     for stem in STEP_FILES:

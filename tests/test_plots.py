@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import plots
-from helpers.data import TIME
+from helpers.modeling.data import TIME
+from helpers.reports import plots
 
 
 def _frame() -> pd.DataFrame:

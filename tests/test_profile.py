@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon as scipy_js
 
-from helpers.profile import (
+from helpers.stats.profile import (
     CategoricalProfile,
     FrameProfile,
     baseline_edges,
@@ -188,7 +188,7 @@ def test_merge_with_other_edges_is_refused() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_sorted_fast_path_equals_general_profile(seed: int) -> None:
-    from helpers.profile import profile_numeric, sorted_histogram
+    from helpers.stats.profile import profile_numeric, sorted_histogram
 
     rng = np.random.default_rng(seed)
     base = rng.normal(size=500)
@@ -205,7 +205,7 @@ def test_sorted_fast_path_equals_general_profile(seed: int) -> None:
 
 def test_dask_profile_equals_pandas_profile() -> None:
     dd = pytest.importorskip("dask.dataframe")
-    from helpers.profile import profile_dask
+    from helpers.stats.profile import profile_dask
 
     df = pd.concat([_frame(1, 900), _frame(2, 700, shift=2.0)], ignore_index=True)
     ddf = dd.from_pandas(df, npartitions=4)

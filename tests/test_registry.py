@@ -9,9 +9,9 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from helpers import registry
-from helpers.config import load_params
-from helpers.errors import RegistryError
+from helpers.core.config import load_params
+from helpers.core.errors import RegistryError
+from helpers.registry import store as registry
 from release_fixtures import STALE, Store, free_port, sqlite_template, train_version
 
 

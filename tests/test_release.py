@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from helpers import gates, registry, release
-from helpers.config import load_params
-from helpers.errors import RegistryError
-from helpers.gates import GateResult
-from helpers.release_page import write_release_page
+from helpers.core.config import load_params
+from helpers.core.errors import RegistryError
+from helpers.registry import gates, release
+from helpers.registry import store as registry
+from helpers.registry.gates import GateResult
+from helpers.reports.release_page import write_release_page
 from release_fixtures import (
     LATEST,
     RECENT,
@@ -211,8 +212,8 @@ def _capture_with_feedback(params, rows, labelled: int) -> None:
     first ``labelled`` of them."""
     import numpy as np
 
-    from helpers.capture import CaptureRecord, CaptureWriter, FeedbackRecord
-    from helpers.serve import capture_dir_for
+    from helpers.serving.capture import CaptureRecord, CaptureWriter, FeedbackRecord
+    from helpers.serving.serve import capture_dir_for
 
     name, features = params.mlflow.model_name, rows[params.data.features].reset_index(drop=True)
     with CaptureWriter(capture_dir_for(params)) as writer:
@@ -223,8 +224,8 @@ def _capture_with_feedback(params, rows, labelled: int) -> None:
 
 
 def test_versions_can_be_compared_on_captured_rows_with_feedback(tmp_path: Path, sqlite: Store) -> None:
-    from helpers import data as data_mod
-    from helpers.errors import DataError
+    from helpers.core.errors import DataError
+    from helpers.modeling import data as data_mod
 
     params_file = sqlite.params(tmp_path, _name(), **{"gates.champion.compare_on": "captured",
                                                       "gates.champion.min_captured_rows": 200})
@@ -337,8 +338,8 @@ def test_two_racing_release_processes_cannot_both_win(tmp_path: Path, store: Sto
 
 
 def test_index_links_each_release_decision_to_its_page(tmp_path: Path) -> None:
-    from helpers.files import write_json
-    from helpers.report import write_index
+    from helpers.core.files import write_json
+    from helpers.reports.pages import write_index
 
     for run_id, decision in (("20260101-000000-aaaaaa", "promoted"), ("20260102-000000-bbbbbb", "waiting")):
         write_json(tmp_path / "runs" / run_id / "manifest.json", {

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.capture import CaptureWriter, read_captures, read_labeled_captures
-from helpers.config import load_params
-from helpers.errors import DataError, ServeError
-from helpers.serve import ScoringService, replay
-from helpers.serve_cli import window_rows
+from helpers.cli.serve import window_rows
+from helpers.core.config import load_params
+from helpers.core.errors import DataError, ServeError
+from helpers.serving.capture import CaptureWriter, read_captures, read_labeled_captures
+from helpers.serving.serve import ScoringService, replay
 from serve_fixtures import (
     FEATURES,
     TARGET,

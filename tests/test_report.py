@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import files, report
+from helpers.core import files
+from helpers.reports import pages as report
 
 
 def _manifest(folder: Path, run_id: str, status: str, **summaries: dict) -> None:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.capture import CaptureWriter, read_captures
-from helpers.errors import RegistryError, ServeError
-from helpers.serve import (
+from helpers.core.errors import RegistryError, ServeError
+from helpers.serving.capture import CaptureWriter, read_captures
+from helpers.serving.serve import (
     ColumnSpec,
     InputError,
     InputSchema,

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import train
-from helpers.config import SplitParams, load_params
-from helpers.data import TIME
-from helpers.errors import ParamsError
+from helpers.core.config import SplitParams, load_params
+from helpers.core.errors import ParamsError
+from helpers.modeling import train
+from helpers.modeling.data import TIME
 
 
 def _frame(n: int = 100) -> pd.DataFrame:

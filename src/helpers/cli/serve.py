@@ -1,0 +1,179 @@
+"""The ``driftgate serve`` and ``driftgate replay`` commands.
+
+    driftgate serve  [--params FILE] [-p key=value] [--model URI] [--host H] [--port N] [--no-capture]
+    driftgate replay --data FILE --from DATE --to DATE [--rate N] [--url URL] [--params FILE]
+
+``serve`` runs the scoring service until SIGTERM or Ctrl-C, then stops gracefully: requests in
+flight finish and every captured row is written. ``replay`` sends the rows of a time window as
+traffic and their labels as feedback, for demos and tests.
+
+:func:`register` adds both to the ``driftgate`` parser; ``python -m helpers.serve_cli`` runs
+them without the rest of the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from helpers.cli.common import add_params_args, dispatch
+from helpers.core.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from helpers.core.config import Params
+
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``serve`` and ``replay`` subcommands; each sets ``func`` to ``(args) -> int``."""
+    serve = subparsers.add_parser("serve", help="serve the champion model over HTTP with capture")
+    _add_params_args(serve)
+    serve.add_argument("--model", help="model URI (default: models:/<mlflow.model_name>@champion)")
+    serve.add_argument("--host", help="bind address (default serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default serve.port; 0 picks a free one)")
+    serve.add_argument("--no-capture", action="store_true", help="do not capture requests")
+    serve.set_defaults(func=cmd_serve)
+
+    replay = subparsers.add_parser("replay", help="send a data window to the service as traffic and feedback")
+    _add_params_args(replay)
+    replay.add_argument("--data", help="CSV or Parquet file (default data.path)")
+    replay.add_argument("--from", dest="start", required=True, metavar="DATE", help="window start, e.g. 2011-07-01")
+    replay.add_argument("--to", dest="end", required=True, metavar="DATE", help="window end (exclusive)")
+    replay.add_argument("--rate", type=float, help="requests per second (default: as fast as answered)")
+    replay.add_argument("--batch", type=int, default=1, help="rows per request (default 1)")
+    replay.add_argument("--url", help="service URL (default http://<serve.host>:<serve.port>)")
+    replay.add_argument("--no-feedback", action="store_true", help="send traffic only, no labels")
+    replay.set_defaults(func=cmd_replay)
+
+
+def _add_params_args(parser: argparse.ArgumentParser) -> None:
+    add_params_args(parser, example="serve.flush_interval=0.5")
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the service until SIGTERM/SIGINT, then stop gracefully; exit code 0."""
+    from helpers.core.config import load_params
+    from helpers.serving.serve import service_from_params
+
+    params = load_params(args.params, args.overrides)
+    _quiet_mlflow()
+    service = service_from_params(
+        params,
+        model_uri=args.model,
+        host=args.host,
+        port=args.port,
+        capture=False if args.no_capture else None,
+    )
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        service.start()
+        model = service.model
+        capture = f"capturing to {service.capture.capture_dir}" if service.capture else "capture off"
+        auth = "bearer token required" if service.token else f"no token (set {params.serve.token_env} to require one)"
+        print(f"driftgate serve: {model.uri} (version {model.version}) at {service.url}; {capture}; {auth}", flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("driftgate serve: stopping (finishing requests in flight, writing captures)", flush=True)
+    finally:
+        service.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    health = service.health()
+    cap = health["capture"]
+    if cap.get("enabled"):
+        print(
+            f"driftgate serve: stopped; {cap['captured_rows']} rows captured, {cap['dropped_rows']} dropped", flush=True
+        )
+    return 0
+
+
+def _quiet_mlflow() -> None:
+    import logging
+    import warnings
+
+    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="mlflow")
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Send a window's rows as traffic and their labels as feedback; print a summary."""
+    from helpers.core.config import load_params
+    from helpers.serving.serve import replay
+
+    params = load_params(args.params, args.overrides)
+    rows = window_rows(params, args.data or params.data.path, args.start, args.end)
+    url = args.url or f"http://{params.serve.host}:{params.serve.port}"
+    token = os.environ.get(params.serve.token_env) if params.serve.token_env else None
+    labels = None if args.no_feedback else rows[params.data.target]
+    summary = replay(url, rows[params.data.features], labels, rate=args.rate, batch_size=args.batch, token=token)
+    print(
+        f"driftgate replay: {summary['requests']} requests ({summary['rows']} rows) from {args.start} to {args.end} "
+        f"-> {url} in {summary['seconds']} s; {summary['feedback_rows']} labels sent; {summary['errors']} errors",
+        flush=True,
+    )
+    if summary["errors"]:
+        print(f"driftgate replay: first error: {summary['first_error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def window_rows(params: Params, path: str, start: str, end: str) -> pd.DataFrame:
+    """Rows of ``path`` with ``start <= time < end`` (time built as ``data.time`` says), in order.
+
+    Raises
+    ------
+    DataError
+        When a date is malformed, a column is missing or the window is empty.
+    """
+    import pandas as pd
+
+    from helpers.core.config import WindowParams
+    from helpers.modeling.data import TIME, add_time, read_table, window
+
+    for label, text in (("--from", start), ("--to", end)):
+        try:
+            pd.Timestamp(text)
+        except (TypeError, ValueError):
+            raise DataError(f"{label}: expected a date like 2011-07-01, got {text!r}") from None
+    if pd.Timestamp(start) >= pd.Timestamp(end):
+        raise DataError(f"--from {start} must be before --to {end}")
+    frame = read_table(path)
+    needed = [*params.data.features, params.data.target]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: column(s) {', '.join(missing)} missing; its columns are {', '.join(map(str, frame.columns))}"
+        )
+    rows = window(add_time(frame, params.data.time), WindowParams(start=start, end=end), TIME)
+    if rows.empty:
+        raise DataError(f"{path}: no rows from {start} to {end}")
+    return rows
+
+
+# --------------------------------------------------------------------------- standalone
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m helpers.serve_cli serve|replay ...`` without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="driftgate")
+    register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return dispatch(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Monitoring: captured traffic against the champion's training baseline.
+
+For a time window of captured requests: feature drift and prediction drift (profiles of the
+captured rows against the profiles saved when the champion was trained), performance where
+feedback arrived, one HTML report and JSON summary per window under ``outputs/monitoring/``,
+alerts through the configured sinks, and, when ``monitor.retrain`` is on, a retraining run of
+the pipeline on the window's labelled captures (the release gates then decide).
+
+Example
+-------
+>>> result = run_monitor(load_params("params/default.yaml"), "params/default.yaml")  # doctest: +SKIP
+>>> result.summary["decision"]  # doctest: +SKIP
+'drift'
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.core.config import KNOWN_METRICS, Params
+from helpers.core.errors import DataError, RegistryError
+from helpers.core.files import write_json, write_text
+from helpers.pipeline.steps import MONITORING_BASELINE, PREDICTION
+from helpers.registry import store as registry
+
+PERIODS = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1),
+           "week": pd.Timedelta(weeks=1), "month": pd.Timedelta(days=30)}
+
+
+@dataclass
+class Window:
+    """A half-open UTC time window of captured traffic."""
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    @property
+    def label(self) -> str:
+        """A file-name-safe label such as ``20261130T0000-20261201T0000``."""
+        return f"{self.start:%Y%m%dT%H%M%S}-{self.end:%Y%m%dT%H%M%S}"
+
+
+def resolve_window(period: str, start: str | None = None, end: str | None = None,
+                   now: pd.Timestamp | None = None) -> Window:
+    """``[start, end)`` as given, or the last ``period`` ending at ``end`` (default: now)."""
+    stop = _utc(end) if end else (now or pd.Timestamp.now(tz="UTC"))
+    begin = _utc(start) if start else stop - PERIODS[period]
+    if begin >= stop:
+        raise DataError(f"monitor window: --from {begin} must be before --to {stop}")
+    return Window(begin, stop)
+
+
+def _utc(text: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise DataError(f"monitor window: {text!r} is not a date or time (like 2026-11-30T12:00)") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class Champion:
+    """The serving model version, its training profile and its evaluated test metrics."""
+
+    version: str
+    run_id: str
+    baseline: Any  # profile.FrameProfile
+    test_metrics: dict[str, float]
+
+
+def load_champion(params: Params) -> Champion:
+    """The champion version with the monitoring baseline saved when it was trained."""
+    import mlflow
+
+    from helpers.stats.profile import FrameProfile
+
+    client = registry.connect(params)
+    name = params.mlflow.model_name
+    mv = registry.version_with_alias(client, name, registry.CHAMPION)
+    if mv is None:
+        raise RegistryError(f"models:/{name}@champion: no champion to monitor; release one with driftgate run")
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=f"baseline/{MONITORING_BASELINE}")
+    except Exception as exc:
+        raise RegistryError(
+            f"models:/{name}/{mv.version}: its run {mv.run_id} has no baseline/{MONITORING_BASELINE} "
+            f"(trained before monitoring baselines were saved?): {exc.__class__.__name__}"
+        ) from None
+    baseline = FrameProfile.from_dict(json.loads(Path(local).read_text()))
+    metrics = client.get_run(mv.run_id).data.metrics
+    tests = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
+    return Champion(version=str(mv.version), run_id=mv.run_id, baseline=baseline, test_metrics=tests)
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def profile_captured(frame: Any, baseline: Any, columns: list[str]) -> Any:
+    """Profile captured ``columns`` on the baseline's types and bin edges (a profile: its columns)."""
+    from helpers.stats.profile import FrameProfile, NumericProfile, profile_frame
+
+    if isinstance(frame, FrameProfile):  # profiled at scale (compute.scheduler is not pandas)
+        return FrameProfile(frame.rows, {c: frame.columns[c] for c in columns if c in frame.columns})
+    types = {c: "numeric" if isinstance(baseline.columns[c], NumericProfile) else "categorical"
+             for c in columns if c in baseline.columns and c in frame}
+    return profile_frame(frame[list(types)], types, baseline.edges)
+
+
+def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any:
+    """Drift of the captured features against the champion's training rows."""
+    from helpers.stats.drift import compare_profiles
+
+    features = [f for f in params.data.features if f in champion.baseline.columns]
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise DataError(f"captured data lacks the feature column(s) {', '.join(missing)}; "
+                        "is the service serving this model?")
+    target = profile_captured(frame, champion.baseline, features)
+    return compare_profiles(champion.baseline, target, params.drift, features=features)
+
+
+def prediction_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any | None:
+    """Drift of the captured predictions against the champion's predictions on its training rows."""
+    from helpers.stats.drift import compare_profiles
+
+    if PREDICTION not in frame.columns or PREDICTION not in champion.baseline.columns:
+        return None
+    target = profile_captured(frame, champion.baseline, [PREDICTION])
+    return compare_profiles(champion.baseline, target, params.drift, features=[PREDICTION])
+
+
+def performance(labelled: pd.DataFrame, champion: Champion, params: Params) -> dict[str, Any]:
+    """Metrics on captured rows with feedback, against the champion's test metrics."""
+    from helpers.modeling.train import metrics
+
+    metric = params.monitor.metric
+    if labelled.empty:
+        return {"rows": 0, "metrics": {}, "degraded": False, "reason": "no feedback in this window"}
+    got = metrics(params.data.task, labelled["label"].to_numpy(), labelled[PREDICTION].to_numpy())
+    value, reference = got.get(metric), champion.test_metrics.get(metric)
+    if value is None or reference is None:
+        return {"rows": len(labelled), "metrics": got, "degraded": False,
+                "reason": f"{metric} not available for comparison"}
+    lower_is_better = KNOWN_METRICS[params.data.task][metric] == "lower"
+    allowed = params.monitor.max_degradation
+    limit = reference * (1 + allowed) if lower_is_better else reference * (1 - allowed)
+    degraded = value > limit if lower_is_better else value < limit
+    word = "worse than" if degraded else "within"
+    reason = (f"{metric} {value:.4g} on {len(labelled)} labelled rows, {word} the allowed {limit:.4g} "
+              f"(champion's test {metric} {reference:.4g} with {allowed:.0%} tolerance)")
+    return {"rows": len(labelled), "metrics": got, "reference": {metric: reference}, "limit": limit,
+            "degraded": bool(degraded), "reason": reason}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class MonitorResult:
+    """What one monitoring pass found and wrote."""
+
+    summary: dict[str, Any]
+    html: Path
+    json: Path
+    retrain: Any | None = None  # pipeline.RunResult when retraining ran
+
+
+def run_monitor(params: Params, params_file: str, overrides: list[str] | None = None, *,
+                window: Window | None = None, retrain: bool | None = None) -> MonitorResult:
+    """Monitor one window of captured traffic; alert and retrain as the params say."""
+    from helpers.serving.capture import read_captures, read_labeled_captures
+    from helpers.serving.serve import capture_dir_for
+
+    window = window or resolve_window(params.monitor.period)
+    champion = load_champion(params)
+    root, name = capture_dir_for(params), params.mlflow.model_name
+    if params.compute.scheduler.strip() == "pandas":
+        captured = read_captures(root, name, window.start, window.end)
+        labelled = read_labeled_captures(root, name, window.start, window.end)
+        rows = len(captured)
+        versions = sorted(map(str, captured["model_version"].dropna().unique())) if "model_version" in captured else []
+    else:  # profiled file by file on Dask: only profiles and labelled rows come back
+        from helpers.stats import compute
+
+        columns = [*params.data.features, PREDICTION]
+        with compute.runner(params.compute) as run:
+            captured = compute.profile_captures(root, name, window.start, window.end, champion.baseline, columns,
+                                                params.compute, client=run.client)
+            labelled = compute.labelled_captures(root, name, window.start, window.end, params.compute,
+                                                 client=run.client)
+        rows = captured.rows
+        versions = sorted(captured.columns["model_version"].counts) if "model_version" in captured.columns else []
+    summary: dict[str, Any] = {
+        "model": name, "champion": champion.version, "window": [str(window.start), str(window.end)],
+        "rows": rows, "labelled_rows": len(labelled), "versions_seen": versions,
+    }
+    report = pred = None
+    if rows < params.monitor.min_rows:
+        summary.update(decision="no decision", drifted=False, degraded=False,
+                       reason=f"{rows} captured rows, fewer than monitor.min_rows={params.monitor.min_rows}")
+    else:
+        report = feature_drift(captured, champion, params)
+        pred = prediction_drift(captured, champion, params)
+        perf = performance(labelled, champion, params)
+        summary.update(_decision(report, pred, perf))
+    out_dir = params.outputs_dir / "monitoring"
+    stem = f"{name}-{window.label}"
+    html_path = write_text(out_dir / f"{stem}.html", render(summary, report, pred))
+    summary["report_html"] = str(html_path)
+    summary["alerts"] = _alert(summary, params)
+    result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json")
+    wants_retrain = params.monitor.retrain if retrain is None else retrain
+    if wants_retrain and (summary.get("drifted") or summary.get("degraded")):
+        result.retrain = retrain_on_captures(params, params_file, overrides or [], labelled, window)
+        summary["retrain"] = {"run_id": result.retrain.run_id, "status": result.retrain.status,
+                              "release": result.retrain.manifest.get("summaries", {}).get("deploy", {})}
+    write_json(result.json, summary)
+    from helpers.reports.pages import write_index
+
+    write_index(params.outputs_dir)
+    return result
+
+
+def _decision(report: Any, pred: Any | None, perf: dict[str, Any]) -> dict[str, Any]:
+    reasons = [f"features: {report.reason}"]
+    if pred is not None:
+        reasons.append(f"predictions: {'drift' if pred.drifted else 'no drift'} ({pred.features[0].test})")
+    reasons.append(f"performance: {perf['reason']}")
+    drifted = bool(report.drifted or (pred is not None and pred.drifted))
+    degraded = bool(perf["degraded"])
+    decision = "drift and degradation" if drifted and degraded else (
+        "drift" if drifted else "degradation" if degraded else "ok")
+    return {"decision": decision, "drifted": drifted, "degraded": degraded, "reason": "; ".join(reasons),
+            "feature_drift": {"drifted": bool(report.drifted), "share_drifted": float(report.share_drifted),
+                              "drifted_features": [f.feature for f in report.features if f.drifted]},
+            "prediction_drift": None if pred is None else pred.to_dict()["features"][0],
+            "performance": perf}
+
+
+def _alert(summary: dict[str, Any], params: Params) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from helpers.monitoring.alerts import send_alert
+
+    if not (summary.get("drifted") or summary.get("degraded")):
+        return []
+    alert = {"kind": "monitor", "model": summary["model"], "champion": summary["champion"],
+             "window": summary["window"], "decision": summary["decision"], "reason": summary["reason"],
+             "report": summary["report_html"],
+             "text": f"Driftgate monitor: {summary['decision']} for {summary['model']} "
+                     f"v{summary['champion']} in {summary['window'][0]}..{summary['window'][1]}: {summary['reason']}"}
+    return [asdict(r) for r in send_alert(alert, params.alerts, params.outputs_dir / "alerts.jsonl")]
+
+
+# --------------------------------------------------------------------------- retraining
+
+
+def retrain_on_captures(params: Params, params_file: str, overrides: list[str], labelled: pd.DataFrame,
+                        window: Window) -> Any:
+    """Run the pipeline on the window's labelled captures: the earlier rows train, the latest
+    ``monitor.retrain_test_share`` are the current window on which the gates compare models."""
+    from helpers.pipeline.runner import run_pipeline
+
+    if len(labelled) < 2 * params.validation.min_rows:
+        raise DataError(f"retraining needs labelled captures: {len(labelled)} rows with feedback in the window, "
+                        f"at least {2 * params.validation.min_rows} wanted (validation.min_rows x 2)")
+    frame = labelled[[*params.data.features, "label", "timestamp"]].rename(columns={"label": params.data.target})
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.tz_convert(None)
+    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    cut = frame["timestamp"].iloc[int(len(frame) * (1 - params.monitor.retrain_test_share))]
+    path = params.outputs_dir / "monitoring" / f"{params.mlflow.model_name}-{window.label}-retrain.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    first, last = frame["timestamp"].iloc[0], frame["timestamp"].iloc[-1] + pd.Timedelta(microseconds=1)
+    return run_pipeline(params_file, [
+        *overrides, f"data.path={path}", "data.time.column=timestamp", "data.time.origin=null",
+        "data.time.day_column=null", "data.time.hour_column=null",
+        f"windows.baseline.start={_iso(first)}", f"windows.baseline.end={_iso(cut)}",
+        f"windows.current.start={_iso(cut)}", f"windows.current.end={_iso(last)}",
+    ], progress=False)
+
+
+def _iso(stamp: pd.Timestamp) -> str:
+    return stamp.to_pydatetime().isoformat()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def render(summary: dict[str, Any], report: Any | None, pred: Any | None) -> str:
+    """The monitoring page: the window's verdict, performance and prediction drift on top of the
+    feature drift report."""
+    from helpers.reports.drift_report import render_html
+
+    title = f"Monitoring {summary['model']} v{summary['champion']}: {summary['window'][0]} to {summary['window'][1]}"
+    header = _monitor_section(summary)
+    if report is None:
+        return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                f"</head><body style='font-family:sans-serif;margin:2rem'><h1>{html.escape(title)}</h1>{header}"
+                "</body></html>")
+    page = render_html(report, title=title)
+    return page.replace("<h2>", header + "<h2>", 1)
+
+
+def _monitor_section(summary: dict[str, Any]) -> str:
+    rows = [("decision", summary.get("decision")), ("reason", summary.get("reason")),
+            ("captured rows", summary.get("rows")), ("rows with feedback", summary.get("labelled_rows")),
+            ("model versions seen", ", ".join(summary.get("versions_seen", [])))]
+    perf = summary.get("performance") or {}
+    for key, value in (perf.get("metrics") or {}).items():
+        rows.append((f"{key} on labelled captures", f"{value:.4g}"))
+    pred = summary.get("prediction_drift")
+    if pred:
+        rows.append(("prediction drift", f"{pred.get('test')} = {pred.get('statistic')} "
+                                         f"({'drift' if pred.get('drifted') else 'no drift'})"))
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<h2>Monitoring summary</h2><table>{body}</table>"

@@ -1,0 +1,459 @@
+"""MLflow: tracking set-up, model logging with lineage, registration, aliases, release lock.
+
+MLflow 3 aliases mark the release state of versions: ``challenger`` (newly registered),
+``champion`` (serving), ``previous`` (the champion before the last release). Aliases move
+only under :func:`release_lock`, a registry-side mutex that works the same on the SQLite
+store and on an ``mlflow server``.
+
+Example
+-------
+>>> client = connect(params)  # doctest: +SKIP
+>>> ref = log_model(model, train_rows, params, lineage={"driftgate.run_id": run_id, ...})  # doctest: +SKIP
+>>> with release_lock(client, params.mlflow.model_name, holder="ci-42"):  # doctest: +SKIP
+...     promote(client, params.mlflow.model_name, ref.version)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.core.config import Params
+from helpers.core.errors import RegistryError
+
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)
+# Lineage every registered version must carry (steps.lineage adds windows, paths, dirty flag).
+REQUIRED_LINEAGE = ("driftgate.run_id", "driftgate.git_commit", "driftgate.data_sha256",
+                    "driftgate.params_hash", "driftgate.reports")
+LOCK_SUFFIX = ".release-lock"  # the lock is a registered model named <model><LOCK_SUFFIX>
+HOLDER_TAG, ACQUIRED_TAG = "driftgate.lock_holder", "driftgate.lock_acquired"
+
+
+@dataclass
+class ModelRef:
+    """A registered model version and the run that produced it."""
+
+    name: str
+    version: str
+    run_id: str
+    uri: str  # models:/<name>/<version>
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def quiet_mlflow() -> None:
+    """Silence MLflow's start-up chatter (alembic migrations, INFO logs) in notebooks and CLIs."""
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")  # fail in seconds, not minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    for name in ("mlflow", "alembic", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="mlflow")
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without ipywidgets
+
+
+def connect(params: Params) -> Any:
+    """Point MLflow at the params' tracking store (also the registry), create the experiment,
+    and return a client. An unreachable server raises :class:`RegistryError` at once."""
+    quiet_mlflow()  # before importing mlflow: its import warns too
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = params.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    elif uri.startswith(("http://", "https://")):
+        check_server(uri)
+    use_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        experiment = client.get_experiment_by_name(params.mlflow.experiment)
+        if experiment is None:
+            location = None
+            if uri.startswith("sqlite:"):
+                location = (params.outputs_dir / "mlartifacts").resolve().as_uri()
+            client.create_experiment(params.mlflow.experiment, artifact_location=location)
+    except Exception as exc:  # bad URI, permissions, server error
+        raise RegistryError(f"MLflow tracking store {uri}: cannot be used ({_short(exc)})") from None
+    mlflow.set_experiment(params.mlflow.experiment)
+    return client
+
+
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def use_uri(uri: str) -> None:
+    """Make ``uri`` MLflow's tracking and registry URI in this process only.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``; that would make every
+    later params file without ``mlflow.tracking_uri`` (and every kernel started from here)
+    silently use this store, so the variables are put back as they were.
+    """
+    import mlflow
+
+    saved = {name: os.environ.get(name) for name in _URI_VARIABLES}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`RegistryError` unless the MLflow server at ``uri`` answers ``/health``."""
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http(s) only)
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        problem = f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        problem = str(getattr(exc, "reason", exc))
+    raise RegistryError(
+        f"MLflow tracking server {uri} is not reachable ({problem}); start it or fix "
+        "mlflow.tracking_uri / MLFLOW_TRACKING_URI. Nothing was changed."
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0] if text else ''}"[:300]
+
+
+def _error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "error_code", ""))
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def trusted_types(model: Any) -> list[str]:
+    """Types skops must be told to trust to load ``model`` (it is ours: we just trained it)."""
+    import skops.io as sio
+
+    return sorted(sio.get_untrusted_types(data=sio.dumps(model)))
+
+
+MODEL_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+
+
+def model_requirements() -> list[str]:
+    """Pinned pip requirements of a logged model, read from this environment.
+
+    Given explicitly, MLflow skips its requirement inference (a subprocess that re-imports
+    the model: seconds per registration, and it picks up unrelated packages).
+    """
+    from importlib import metadata
+
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_PACKAGES]
+
+
+def missing_lineage(tags: dict[str, str]) -> list[str]:
+    """Required lineage keys absent (or empty) in ``tags``."""
+    return [key for key in REQUIRED_LINEAGE if not str(tags.get(key, "")).strip()]
+
+
+def log_model(
+    model: Any,
+    sample: pd.DataFrame,
+    params: Params,
+    lineage: dict[str, str],
+) -> ModelRef:
+    """Log ``model`` in the active run with signature and input example, register it,
+    tag the new version with ``lineage`` and give it the ``challenger`` alias.
+
+    ``lineage`` must hold every key of :data:`REQUIRED_LINEAGE`.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+
+    missing = missing_lineage(lineage)
+    if missing:
+        raise RegistryError(f"cannot register a model without lineage: missing {', '.join(missing)}")
+    features = sample[params.data.features]
+    example = features.head(5)
+    signature = infer_signature(example, model.predict(example))
+    with contextlib.redirect_stderr(io.StringIO()):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=params.mlflow.model_name,
+            skops_trusted_types=trusted_types(model),
+            pip_requirements=model_requirements(),
+        )
+    client = MlflowClient()
+    name, version = params.mlflow.model_name, str(info.registered_model_version)
+    run_id = mlflow.active_run().info.run_id
+    tag_version(client, name, version, {**lineage, "driftgate.mlflow_run_id": run_id})
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    return ModelRef(name=name, version=version, run_id=run_id, uri=f"models:/{name}/{version}")
+
+
+# --------------------------------------------------------------------------- look-ups
+
+
+def require_model(client: Any, name: str) -> Any:
+    """The registered model ``name``; :class:`RegistryError` naming the known ones otherwise."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as exc:
+        if _error_code(exc) != "RESOURCE_DOES_NOT_EXIST":
+            raise RegistryError(f"registered model {name!r}: {_short(exc)}") from None
+    known = [m.name for m in client.search_registered_models(max_results=50)
+             if not m.name.endswith(LOCK_SUFFIX) and LOCK_SUFFIX + ".stale-" not in m.name]
+    listed = ", ".join(sorted(known)) if known else "none yet (run driftgate run first)"
+    raise RegistryError(f"no registered model {name!r} in the registry; known models: {listed}. "
+                        "Check mlflow.model_name and mlflow.tracking_uri")
+
+
+def get_version(client: Any, name: str, version: str) -> Any:
+    """Model version ``version`` of ``name``; :class:`RegistryError` when it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    require_model(client, name)
+    text = str(version).strip().removeprefix("v")
+    if not text.isdigit():
+        raise RegistryError(f"{version!r} is not a model version number (write 3 or v3)")
+    try:
+        return client.get_model_version(name, text)
+    except MlflowException:
+        latest = max((int(v.version) for v in client.search_model_versions(f"name='{name}'")), default=0)
+        raise RegistryError(f"model {name!r} has no version {text} (latest is {latest})") from None
+
+
+def version_with_alias(client: Any, name: str, alias: str) -> Any | None:
+    """The model version holding ``alias``, or None when no version has it (or no model)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def alias_versions(client: Any, name: str) -> dict[str, str | None]:
+    """Which version holds each of ``champion``, ``challenger`` and ``previous`` (or None)."""
+    out = {}
+    for alias in ALIASES:
+        mv = version_with_alias(client, name, alias)
+        out[alias] = None if mv is None else str(mv.version)
+    return out
+
+
+def load(uri: str) -> Any:
+    """Load a registered sklearn model by URI (``models:/name/3`` or ``models:/name@champion``)."""
+    import mlflow.sklearn
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return mlflow.sklearn.load_model(uri)
+    except Exception as exc:
+        raise RegistryError(f"{uri}: cannot load this model ({_short(exc)})") from None
+
+
+def run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
+    """The metrics logged in MLflow run ``run_id`` (empty when the run is gone)."""
+    if not run_id:
+        return {}
+    try:
+        return dict(client.get_run(run_id).data.metrics)
+    except Exception:  # a deleted run: the version still exists
+        return {}
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+def promote(client: Any, name: str, version: str) -> str | None:
+    """Make ``version`` the champion; the old champion becomes ``previous``.
+
+    The champion alias moves in one call, so there is never a moment without a champion.
+    Call it inside :func:`release_lock`. Returns the old champion's version, if any.
+    """
+    old = version_with_alias(client, name, CHAMPION)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    if old is not None and str(old.version) != str(version):
+        client.set_registered_model_alias(name, PREVIOUS, str(old.version))
+    current_challenger = version_with_alias(client, name, CHALLENGER)
+    if current_challenger is not None and str(current_challenger.version) == str(version):
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return None if old is None else str(old.version)
+
+
+def demote(client: Any, name: str, restore: str, previous: str | None) -> None:
+    """Give ``champion`` back to version ``restore`` (in one call), then point ``previous``
+    at ``previous`` (or remove it). Call it inside :func:`release_lock`."""
+    client.set_registered_model_alias(name, CHAMPION, restore)
+    if previous is None:
+        if version_with_alias(client, name, PREVIOUS) is not None:
+            client.delete_registered_model_alias(name, PREVIOUS)
+    else:
+        client.set_registered_model_alias(name, PREVIOUS, previous)
+
+
+def tag_version(client: Any, name: str, version: str, tags: dict[str, Any]) -> None:
+    """Set several tags on one model version."""
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+# --------------------------------------------------------------------------- release lock
+
+
+@dataclass
+class Lease:
+    """A held release lock: who holds it and since when (local clock)."""
+
+    client: Any
+    lock_name: str
+    holder: str
+    acquired: float
+    stale_after: float
+
+    def check(self) -> None:
+        """Raise :class:`RegistryError` unless the lock is still ours and not yet stale.
+
+        Called just before moving an alias: a holder paused for longer than ``stale_after``
+        may have had its lock broken, and must not move anything.
+        """
+        held_for = time.time() - self.acquired
+        owner = _lock_holder(self.client, self.lock_name)
+        if owner != self.holder or held_for > 0.8 * self.stale_after:
+            raise RegistryError(f"release lock {self.lock_name} lost after {held_for:.0f} s "
+                                f"(now held by {owner or 'nobody'}); nothing was promoted, retry")
+
+
+def lock_holder() -> str:
+    """A holder id unique to this process: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+@contextlib.contextmanager
+def release_lock(
+    client: Any, name: str, *, holder: str | None = None, wait: float = 120.0,
+    stale_after: float = 600.0, poll: float = 0.25,
+) -> Iterator[Lease]:
+    """Hold the release lock of model ``name`` for the duration of the ``with`` block.
+
+    The lock is a registered model named ``<name>.release-lock``: creating a registered model
+    is atomic in every MLflow store (the name is unique), so exactly one of several racing
+    processes - on one machine or many, against SQLite or a server - gets it; the others poll
+    until it is deleted, for at most ``wait`` seconds (then :class:`RegistryError`).
+
+    A lock older than ``stale_after`` seconds (its holder crashed) is broken by renaming it to
+    a tombstone named after its creation time; a rename is atomic and two breakers of the same
+    stale lock target the same tombstone, so only one can succeed and a fresh lock is never
+    broken by mistake. Tombstones older than twice ``stale_after`` are deleted.
+    """
+    holder = holder or lock_holder()
+    lock_name = f"{name}{LOCK_SUFFIX}"
+    deadline = time.time() + wait
+    while not _try_create_lock(client, lock_name, holder):
+        _break_if_stale(client, lock_name, stale_after)
+        if time.time() > deadline:
+            owner = _lock_holder(client, lock_name) or "a finished release"
+            raise RegistryError(f"release lock {lock_name} still held by {owner} after {wait:.0f} s; "
+                                "another release is running, retry later (nothing was promoted)")
+        time.sleep(poll)
+    lease = Lease(client, lock_name, holder, time.time(), stale_after)
+    try:
+        yield lease
+    finally:
+        _release(client, lock_name, holder)
+        _sweep_tombstones(client, lock_name, stale_after)
+
+
+def _try_create_lock(client: Any, lock_name: str, holder: str, attempts: int = 3) -> bool:
+    """Create the lock; False when another holder has it. A request that reached the store
+    but whose answer was lost (then retried) finds the lock already there, under our name."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            client.create_registered_model(
+                lock_name, tags={HOLDER_TAG: holder, ACQUIRED_TAG: f"{time.time():.3f}"},
+                description="Driftgate release lock: held while a release moves aliases; deleted after.",
+            )
+            return True
+        except MlflowException as exc:
+            if _error_code(exc) == "RESOURCE_ALREADY_EXISTS":
+                return _lock_holder(client, lock_name) == holder
+            if attempt == attempts - 1:  # e.g. "database is locked" three times running
+                raise RegistryError(f"release lock {lock_name}: {_short(exc)}") from None
+            time.sleep(0.2 * (attempt + 1))
+    return False
+
+
+def _lock_holder(client: Any, lock_name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(lock_name).tags.get(HOLDER_TAG)
+    except MlflowException:
+        return None
+
+
+def _break_if_stale(client: Any, lock_name: str, stale_after: float) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        lock = client.get_registered_model(lock_name)
+    except MlflowException:
+        return  # released meanwhile
+    created = lock.creation_timestamp / 1000.0
+    if time.time() - created <= stale_after:
+        return
+    try:
+        client.rename_registered_model(lock_name, f"{lock_name}.stale-{lock.creation_timestamp}")
+    except MlflowException:
+        return  # another process broke it first (or it was released)
+    logging.getLogger(__name__).warning("broke stale release lock %s held by %s",
+                                        lock_name, lock.tags.get(HOLDER_TAG))
+
+
+def _release(client: Any, lock_name: str, holder: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    if _lock_holder(client, lock_name) != holder:
+        return  # broken as stale while we held it: it is no longer ours to delete
+    with contextlib.suppress(MlflowException):
+        client.delete_registered_model(lock_name)
+
+
+def _sweep_tombstones(client: Any, lock_name: str, stale_after: float) -> None:
+    from mlflow.exceptions import MlflowException
+
+    prefix = f"{lock_name}.stale-"
+    with contextlib.suppress(MlflowException):
+        for model in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'"):
+            if time.time() - model.creation_timestamp / 1000.0 > 2 * stale_after:
+                with contextlib.suppress(MlflowException):
+                    client.delete_registered_model(model.name)
