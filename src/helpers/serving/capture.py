@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from helpers.core.errors import DataError
+from helpers.core.times import as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -611,7 +612,7 @@ def _read_kind(
     end: str | dt.date | dt.datetime | None,
     meta: Sequence[str],
 ) -> pd.DataFrame:
-    lo, hi = _as_utc(start, "start"), _as_utc(end, "end")
+    lo, hi = as_utc(start, "start"), as_utc(end, "end")
     if lo is not None and hi is not None and lo >= hi:
         raise DataError(f"capture window: start {lo.isoformat()} must be before end {hi.isoformat()}")
     tables = [_read_file(path) for path in _files(capture_dir, model, kind, lo, hi)]
@@ -677,16 +678,6 @@ def _read_file(path: Path) -> pa.Table:
         return table.add_column(position, "timestamp", pa.array(micros, type=pa.timestamp("us", tz="UTC")))
     except Exception as exc:
         raise DataError(f"{path}: cannot read captured data ({type(exc).__name__}: {exc})") from None
-
-
-def _as_utc(value: str | dt.date | dt.datetime | None, label: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise DataError(f"capture window: {label}: expected a date like 2011-07-01, got {value!r}") from None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def count_rows(capture_dir: str | os.PathLike[str], model: str | None, kind: str = "captures") -> int:

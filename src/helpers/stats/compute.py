@@ -54,6 +54,7 @@ import pyarrow.parquet as pq
 
 from helpers.core.config import ComputeParams, DriftParams
 from helpers.core.errors import DataError, ParamsError
+from helpers.core.times import as_utc
 from helpers.stats import drift
 from helpers.stats.profile import (
     CategoricalProfile,
@@ -972,9 +973,9 @@ def profile_like(
 
 def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: Any) -> list[str]:
     """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``."""
-    from helpers.serving.capture import _as_utc, _files
+    from helpers.serving.capture import _files
 
-    return [str(p) for p in _files(capture_dir, model, "captures", _as_utc(start, "start"), _as_utc(end, "end"))]
+    return [str(p) for p in _files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))]
 
 
 def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, baseline: FrameProfile,
@@ -985,12 +986,11 @@ def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end
     versions seen). No rows travel: each capture file is read, cut to the window and profiled
     where its task runs. No capture file gives a profile of 0 rows and no columns.
     """
-    from helpers.serving.capture import _as_utc
 
     files = captured_files(capture_dir, model, start, end)
     if not files:
         return FrameProfile(rows=0, columns={})
-    window = RowFilter("timestamp", _as_utc(start, "start"), _as_utc(end, "end"))
+    window = RowFilter("timestamp", as_utc(start, "start"), as_utc(end, "end"))
     return profile_like(files, baseline, columns, compute, extra_categorical=("model_version",), row_filter=window,
                         client=client)
 
@@ -1002,13 +1002,13 @@ def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, en
     Only captured rows that have feedback travel back; the feedback table is sent to each
     worker once.
     """
-    from helpers.serving.capture import _as_utc, read_feedback
+    from helpers.serving.capture import read_feedback
 
     feedback = read_feedback(capture_dir, model, start, None)
     files = captured_files(capture_dir, model, start, end)
     if feedback.empty or not files:
         return pd.DataFrame(columns=["request_id", "row", "timestamp", "label", "feedback_timestamp"])
-    window = RowFilter("timestamp", _as_utc(start, "start"), _as_utc(end, "end"))
+    window = RowFilter("timestamp", as_utc(start, "start"), as_utc(end, "end"))
     with runner(compute, client) as run:
         table = open_table(files, compute, side="captures")
         shared = run.client.scatter(feedback, broadcast=True) if run.client is not None else feedback
