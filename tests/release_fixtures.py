@@ -24,7 +24,7 @@ from conftest import ROOT, write_params
 from helpers.core.config import Params, load_params
 from helpers.modeling import data as data_mod
 from helpers.modeling import train
-from helpers.registry import release
+from helpers.registry import release, version_test
 from helpers.registry import store as registry
 from helpers.registry.gates import GateResult
 
@@ -138,7 +138,7 @@ def train_version(params_file: Path, baseline: tuple[str, str], *overrides: str)
     import mlflow
 
     from helpers.modeling.data import file_sha256
-    from helpers.pipeline.runner import git_state
+    from helpers.pipeline.manifest import git_state
 
     params = load_params(params_file, [f"windows.baseline.start={baseline[0]}",
                                        f"windows.baseline.end={baseline[1]}", *overrides])
@@ -171,10 +171,10 @@ def reload_smoke(trained: Trained) -> GateResult:
     """The in-process smoke check (load back, predict the test rows): fast, for most tests."""
     params = trained.params
     frame = data_mod.check_params_against_data(params)
-    rows = release.comparison_rows(params, frame, "test")
+    rows = version_test.comparison_rows(params, frame, "test")
     expected = trained.model.predict(rows[params.data.features])
     got = registry.load(trained.ref.uri).predict(rows[params.data.features])
-    return release.compare_predictions("smoke test", trained.ref.uri, got, expected, params.gates.smoke_tolerance)
+    return version_test.compare_predictions("smoke test", trained.ref.uri, got, expected, params.gates.smoke_tolerance)
 
 
 def gate_and_release(trained: Trained, params: Params | None = None, *, smoke: GateResult | None = None,
@@ -185,8 +185,8 @@ def gate_and_release(trained: Trained, params: Params | None = None, *, smoke: G
     client = registry.connect(params)
     frame = data_mod.check_params_against_data(params)
     which = params.gates.champion.compare_on
-    rows = release.comparison_rows(params, frame, which)
-    test = release.compare_versions(client, params, trained.version, rows, which)
+    rows = version_test.comparison_rows(params, frame, which)
+    test = version_test.compare_versions(client, params, trained.version, rows, which)
     passed_validation = investigate or {"checks": [{}], "failed_checks": []}
     results = release.gate_results(params, trained.evaluation, test, investigate=passed_validation,
                                    drift=drift, smoke=smoke or reload_smoke(trained))
@@ -212,8 +212,8 @@ def race_main(argv: list[str] | None = None) -> None:
     params = load_params(params_file)
     client = registry.connect(params)
     frame = data_mod.check_params_against_data(params)
-    rows = release.comparison_rows(params, frame, params.gates.champion.compare_on)
-    test = release.compare_versions(client, params, version, rows, params.gates.champion.compare_on)
+    rows = version_test.comparison_rows(params, frame, params.gates.champion.compare_on)
+    test = version_test.compare_versions(client, params, version, rows, params.gates.champion.compare_on)
     smoke = GateResult.from_dict(json.loads(Path(smoke_file).read_text()))
     evaluation = json.loads(Path(evaluation_file).read_text())
     results = release.gate_results(params, evaluation, test, investigate={"checks": [{}], "failed_checks": []},

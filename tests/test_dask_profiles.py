@@ -311,8 +311,8 @@ def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: p
     exact = profile_frame(read_captures(root, model, window.start, window.end), types, baseline.edges)
     assert prof.rows == exact.rows and prof.columns["hum"].hist.tolist() == exact.columns["hum"].hist.tolist()
 
-    pandas = monitor.run_monitor(params, str(params_file), window=window, retrain=False).summary
-    dask = monitor.run_monitor(load_params(params_file, scale), str(params_file), window=window, retrain=False).summary
+    pandas = monitor.run_monitor(params, window=window).summary
+    dask = monitor.run_monitor(load_params(params_file, scale), window=window).summary
     assert pandas["rows"] == 1080 and 300 < pandas["labelled_rows"] < 400 and pandas["versions_seen"] == ["1", "2"]
     for key in ("rows", "labelled_rows", "versions_seen", "decision", "drifted", "degraded", "reason",
                 "feature_drift", "prediction_drift", "performance"):

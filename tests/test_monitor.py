@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, driftgate_cmd, write_params
+from helpers.core import catalogue
 from helpers.core.config import load_params
 from helpers.modeling.data import window
 from helpers.monitoring import monitor
-from helpers.pipeline import runner as pipeline
-from helpers.pipeline import steps
+from helpers.pipeline import context as pipeline
+from helpers.pipeline import retrain, steps
 from helpers.registry import store as registry
 from helpers.serving.capture import CaptureWriter
 from helpers.serving.serve import ScoringService, replay
@@ -79,22 +80,21 @@ def test_monitor_finds_drift_and_degradation_and_alerts(served) -> None:
 def test_monitor_with_no_traffic_makes_no_decision(served) -> None:
     params_file, _ = served
     params = load_params(params_file)
-    result = monitor.run_monitor(params, str(params_file),
-                                 window=monitor.resolve_window("day", "2020-01-01", "2020-01-02"))
+    result = monitor.run_monitor(params, window=monitor.resolve_window("day", "2020-01-01", "2020-01-02"))
     assert result.summary["decision"] == "no decision" and "fewer than monitor.min_rows" in result.summary["reason"]
 
 
 def test_monitor_retrains_on_captures_and_the_gates_promote(served) -> None:
     params_file, info = served
     params = load_params(params_file)
-    result = monitor.run_monitor(params, str(params_file), window=monitor.resolve_window("day"), retrain=True)
+    result = retrain.monitor_and_retrain(params, str(params_file), window=monitor.resolve_window("day"), retrain=True)
     assert result.retrain is not None and result.retrain.status == "succeeded", result.retrain.error
     deploy = json.loads((result.retrain.run_dir / "deploy.json").read_text())
     assert deploy["decision"] == "promoted", deploy["reason"]
     beat = next(g for g in deploy["gates"] if g["gate"] == "beats champion")
     assert f"champion v{info['version']}" in beat["reason"]
     client = registry.connect(params)
-    champion = registry.version_with_alias(client, params.mlflow.model_name, registry.CHAMPION)
+    champion = registry.version_with_alias(client, params.mlflow.model_name, catalogue.CHAMPION)
     assert int(champion.version) > int(info["version"])
     retrain_data = pd.read_parquet(next((params.outputs_dir / "monitoring").glob("*-retrain.parquet")))
     assert len(retrain_data) == 1475 and "bikers" in retrain_data and "casual" not in retrain_data

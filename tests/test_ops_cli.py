@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, driftgate_cmd
 from helpers.cli import main as cli
 from helpers.core.config import load_params
-from helpers.registry import release
+from helpers.registry import status as release_status
 from helpers.registry import store as registry
 from release_fixtures import LATEST, STALE, Store, aliases, gate_and_release, sqlite_template, train_version
 
@@ -66,7 +66,7 @@ def test_status_approve_rollback_round_trip(released, capsys: pytest.CaptureFixt
     assert info["versions"]["champion"]["data"]["baseline_window"] == "2011-01-01..2011-05-01"
     assert info["versions"]["champion"]["metrics"]["current_rmse"] > 0
 
-    status = release.describe_version(registry.connect(load_params(params_file)), "bike-ops", v2)
+    status = release_status.describe_version(registry.connect(load_params(params_file)), "bike-ops", v2)
     assert status["decision"] == "rolled back" and status["approved_by"] == "alice"
     assert status["rollback"]["by"] == "ops" and status["rollback"]["to"] == v1
 

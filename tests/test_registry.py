@@ -9,9 +9,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from helpers.core import catalogue
 from helpers.core.config import load_params
 from helpers.core.errors import RegistryError
 from helpers.registry import store as registry
+from helpers.registry.lock import release_lock
 from release_fixtures import STALE, Store, free_port, sqlite_template, train_version
 
 
@@ -63,7 +65,7 @@ def test_log_model_refuses_missing_lineage(tmp_path: Path, template: Path) -> No
 
 def test_unknown_model_and_version_errors_name_what_exists(client) -> None:
     _versions(client, "known", 2)
-    with registry.release_lock(client, "known"):  # the lock is not listed as a model
+    with release_lock(client, "known"):  # the lock is not listed as a model
         with pytest.raises(RegistryError, match=r"no registered model 'nope'.*known models: known\. Check"):
             registry.require_model(client, "nope")
     with pytest.raises(RegistryError, match="model 'known' has no version 9 .latest is 2."):
@@ -84,7 +86,7 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_promote_and_demote_always_leave_a_champion(client) -> None:
     v1, v2, v3 = _versions(client, "m2", 3)
-    client.set_registered_model_alias("m2", registry.CHALLENGER, v3)
+    client.set_registered_model_alias("m2", catalogue.CHALLENGER, v3)
     assert registry.promote(client, "m2", v1) is None
     assert registry.promote(client, "m2", v2) == v1
     assert registry.promote(client, "m2", v3) == v2
@@ -100,15 +102,15 @@ def test_promote_and_demote_always_leave_a_champion(client) -> None:
 
 def test_release_lock_is_exclusive_and_released(client) -> None:
     lock = "m3" + registry.LOCK_SUFFIX
-    with registry.release_lock(client, "m3", holder="first") as lease:
-        assert client.get_registered_model(lock).tags[registry.HOLDER_TAG] == "first"
+    with release_lock(client, "m3", holder="first") as lease:
+        assert client.get_registered_model(lock).tags[catalogue.LOCK_HOLDER] == "first"
         with pytest.raises(RegistryError, match="still held by first after 0 s; another release is running"):
-            with registry.release_lock(client, "m3", holder="second", wait=0.3):
+            with release_lock(client, "m3", holder="second", wait=0.3):
                 pass
         lease.check()
     assert not client.search_registered_models(filter_string=f"name = '{lock}'")
-    client.create_registered_model(lock, tags={registry.HOLDER_TAG: "second"})  # its create answered late
-    with registry.release_lock(client, "m3", holder="second", wait=0):
+    client.create_registered_model(lock, tags={catalogue.LOCK_HOLDER: "second"})  # its create answered late
+    with release_lock(client, "m3", holder="second", wait=0):
         pass
     assert not client.search_registered_models(filter_string=f"name = '{lock}'")
 
@@ -117,18 +119,18 @@ def test_stale_lock_is_broken_once_and_a_fresh_lock_never(client) -> None:
     from mlflow.exceptions import MlflowException
 
     lock = "m4" + registry.LOCK_SUFFIX
-    crashed = client.create_registered_model(lock, tags={registry.HOLDER_TAG: "crashed"})
+    crashed = client.create_registered_model(lock, tags={catalogue.LOCK_HOLDER: "crashed"})
     tombstone = f"{lock}.stale-{crashed.creation_timestamp}"
     time.sleep(0.6)
-    with registry.release_lock(client, "m4", holder="next", stale_after=0.5):
-        assert client.get_registered_model(tombstone).tags[registry.HOLDER_TAG] == "crashed"
+    with release_lock(client, "m4", holder="next", stale_after=0.5):
+        assert client.get_registered_model(tombstone).tags[catalogue.LOCK_HOLDER] == "crashed"
         # a second breaker that also saw the crashed lock renames to the same tombstone: refused,
         # so the live lock survives
         with pytest.raises(MlflowException, match="already exists"):
             client.rename_registered_model(lock, tombstone)
-        assert client.get_registered_model(lock).tags[registry.HOLDER_TAG] == "next"
+        assert client.get_registered_model(lock).tags[catalogue.LOCK_HOLDER] == "next"
     time.sleep(0.5)  # the tombstone is now older than twice stale_after: swept by the next release
-    with registry.release_lock(client, "m4", stale_after=0.5):
+    with release_lock(client, "m4", stale_after=0.5):
         pass
     names = {m.name for m in client.search_registered_models()}
     assert lock not in names and tombstone not in names
@@ -136,9 +138,9 @@ def test_stale_lock_is_broken_once_and_a_fresh_lock_never(client) -> None:
 
 def test_a_holder_whose_lock_was_broken_moves_nothing(client) -> None:
     lock = "m5" + registry.LOCK_SUFFIX
-    with registry.release_lock(client, "m5", holder="slow") as lease:
+    with release_lock(client, "m5", holder="slow") as lease:
         client.rename_registered_model(lock, f"{lock}.stale-0")  # broken by another process
-        client.create_registered_model(lock, tags={registry.HOLDER_TAG: "other"})
+        client.create_registered_model(lock, tags={catalogue.LOCK_HOLDER: "other"})
         with pytest.raises(RegistryError, match=r"lost after 0 s \(now held by other\); nothing was promoted"):
             lease.check()
-    assert client.get_registered_model(lock).tags[registry.HOLDER_TAG] == "other"  # not deleted by "slow"
+    assert client.get_registered_model(lock).tags[catalogue.LOCK_HOLDER] == "other"  # not deleted by "slow"

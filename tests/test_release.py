@@ -16,9 +16,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from helpers.core import catalogue
 from helpers.core.config import load_params
 from helpers.core.errors import RegistryError
-from helpers.registry import gates, release
+from helpers.registry import approval, gates, release, rollback, status, version_test
 from helpers.registry import store as registry
 from helpers.registry.gates import GateResult
 from helpers.reports.release_page import write_release_page
@@ -96,10 +97,10 @@ def test_demo_stale_model_is_blocked_and_retrained_model_promoted(tmp_path: Path
     assert third.test.n_rows == 744 and third.test.rows == "current"
 
     tags = registry.get_version(registry.connect(stale_params), name, third.version).tags
-    assert tags[release.DECISION] == "blocked" and tags[release.CHAMPION_BEFORE] == second.version
-    assert [g["gate"] for g in json.loads(tags[release.GATES])] == [r.gate for r in third.results]
-    assert json.loads(tags[release.VERSION_TEST])["champion_version"] == second.version
-    assert tags[release.RELEASE_PAGE] == str(tmp_path / "r3.html")
+    assert tags[catalogue.DECISION] == "blocked" and tags[catalogue.CHAMPION_BEFORE] == second.version
+    assert [g["gate"] for g in json.loads(tags[catalogue.GATES])] == [r.gate for r in third.results]
+    assert json.loads(tags[catalogue.VERSION_TEST])["champion_version"] == second.version
+    assert tags[catalogue.RELEASE_PAGE] == str(tmp_path / "r3.html")
 
     html = write_release_page(tmp_path / "r3.html", third, check=GateResult("champion check", True, "ok")).read_text()
     assert "BLOCKED" in html and f"<th>champion v{second.version}</th>" in html and "Champion check" in html
@@ -134,23 +135,23 @@ def test_release_moves_champion_keeps_previous_and_rolls_back(tmp_path: Path, se
     assert aliases(params) == {"champion": v3, "challenger": None, "previous": v2}
     assert outcome.champion_before == v2 and outcome.previous == v2
 
-    done = release.rollback(params, reason="July complaints", by="ops")
+    done = rollback.rollback(params, reason="July complaints", by="ops")
     assert (done.from_version, done.to_version, done.previous) == (v3, v2, v1)
     assert aliases(params) == {"champion": v2, "challenger": None, "previous": v1}
     tags = registry.get_version(registry.connect(params), name, v3).tags
-    assert tags[release.DECISION] == release.ROLLED_BACK and tags[release.ROLLBACK_REASON] == "July complaints"
-    assert tags[release.ROLLED_BACK_TO] == v2 and tags[release.ROLLED_BACK_BY] == "ops"
+    assert tags[catalogue.DECISION] == rollback.ROLLED_BACK and tags[catalogue.ROLLBACK_REASON] == "July complaints"
+    assert tags[catalogue.ROLLED_BACK_TO] == v2 and tags[catalogue.ROLLED_BACK_BY] == "ops"
     assert "July complaints" in Path(done.page).read_text()
 
-    again = release.rollback(params, reason="")
+    again = rollback.rollback(params, reason="")
     assert (again.to_version, again.previous, again.reason) == (v1, None, "no reason given")
     with pytest.raises(RegistryError, match="no previous version"):
-        release.rollback(params)
+        rollback.rollback(params)
     assert aliases(params)["champion"] == v1  # a refused rollback changes nothing
 
-    info = release.status(params)
+    info = status.status(params)
     assert info["aliases"]["champion"] == v1 and info["last_rollback"]["from_version"] == v2
-    text = release.status_text(info)
+    text = status.status_text(info)
     assert f"champion   v{v1}  promoted" in text and "baseline 2011-01-01..2011-05-01" in text
     assert "test_rmse" in text and "previous   -" in text
 
@@ -169,23 +170,23 @@ def test_approval_waits_as_challenger_then_approve_releases(tmp_path: Path, sqli
     assert next(r for r in waiting.results if r.gate == gates.APPROVAL).status == "WAIT"
 
     with pytest.raises(RegistryError, match="has no version 99"):
-        release.approve(params, "99")
-    approved = release.approve(params, waiting.version, by="reviewer", note="looks fine")
+        approval.approve(params, "99")
+    approved = approval.approve(params, waiting.version, by="reviewer", note="looks fine")
     assert approved.decision == "promoted" and approved.champion_after == waiting.version
     assert "approved by reviewer" in next(r.reason for r in approved.results if r.gate == gates.APPROVAL)
     tags = registry.get_version(registry.connect(params), name, waiting.version).tags
-    assert tags[release.APPROVED_BY] == "reviewer" and tags[release.APPROVAL_NOTE] == "looks fine"
+    assert tags[catalogue.APPROVED_BY] == "reviewer" and tags[catalogue.APPROVAL_NOTE] == "looks fine"
     assert Path(approved.page).parent == params.outputs_dir / "releases" and Path(approved.page).is_file()
     with pytest.raises(RegistryError, match="not waiting for approval: it was promoted"):
-        release.approve(params, waiting.version)
+        approval.approve(params, waiting.version)
 
     # two versions wait against the same champion; approving one changes the champion the other
     # was compared with, so the second approval compares again and loses
     recent = gate_and_release(train_version(params_file, RECENT))
     latest = gate_and_release(train_version(params_file, LATEST))
     assert recent.decision == latest.decision == "waiting"
-    assert release.approve(params, latest.version).decision == "promoted"
-    late = release.approve(params, recent.version)
+    assert approval.approve(params, latest.version).decision == "promoted"
+    late = approval.approve(params, recent.version)
     assert late.decision == "blocked" and late.rechecked_from == waiting.version
     assert "compared again with the new champion" in late.reason
     assert aliases(params)["champion"] == latest.version
@@ -198,12 +199,12 @@ def test_approving_a_blocked_or_ungated_version_is_refused(tmp_path: Path, sqlit
     blocked = gate_and_release(train_version(params_file, STALE))
     assert blocked.decision == "blocked"  # failed gates win over a missing approval
     with pytest.raises(RegistryError, match="not waiting for approval: it was blocked"):
-        release.approve(params, blocked.version)
+        approval.approve(params, blocked.version)
     ungated = train_version(params_file, LATEST)
     with pytest.raises(RegistryError, match="no release decision yet"):
-        release.approve(params, ungated.version)
+        approval.approve(params, ungated.version)
     with pytest.raises(RegistryError, match="not a model version number"):
-        release.approve(params, "latest")
+        approval.approve(params, "latest")
     assert aliases(params)["champion"] is None
 
 
@@ -240,7 +241,7 @@ def test_versions_can_be_compared_on_captured_rows_with_feedback(tmp_path: Path,
     assert outcome.decision == "promoted" and (outcome.test.rows, outcome.test.n_rows) == ("captured", 300)
     reason = next(r.reason for r in outcome.results if r.gate == "beats champion")
     assert f"vs champion v{stale.version}" in reason and "on the captured rows" in reason
-    expected = release.compare_versions(registry.connect(params), params, outcome.version,
+    expected = version_test.compare_versions(registry.connect(params), params, outcome.version,
                                         july.iloc[:300], "current").challenger
     assert outcome.test.challenger == pytest.approx(expected)  # scored on exactly those labelled rows
 
@@ -250,7 +251,7 @@ def test_versions_can_be_compared_on_captured_rows_with_feedback(tmp_path: Path,
 
 def test_metric_missing_from_the_evaluation_blocks(tmp_path: Path) -> None:
     params = load_params(Store(None).params(tmp_path, "m", **{"gates.current_metrics": {"r2": {"min": 0.5}}}))
-    test = release.VersionTest(rows="current", n_rows=10, span="", challenger_version="2",
+    test = version_test.VersionTest(rows="current", n_rows=10, span="", challenger_version="2",
                                challenger={"rmse": 50.0}, champion_version="1", champion={"rmse": 60.0, "r2": 0.5})
     evaluation = {"metrics": {"test": {"rmse": 50.0, "r2": 0.8}, "current": {"rmse": 50.0}}}
     results = release.gate_results(params, evaluation, test, investigate={"checks": [], "failed_checks": []},
@@ -264,8 +265,8 @@ def test_metric_missing_from_the_evaluation_blocks(tmp_path: Path) -> None:
 def test_unreachable_tracking_server_fails_fast_and_promotes_nothing(tmp_path: Path) -> None:
     params = load_params(Store(f"http://127.0.0.1:{free_port()}").params(tmp_path, "m"))
     started = time.monotonic()
-    for call in (registry.connect, release.status, lambda p: release.rollback(p, reason="x"),
-                 lambda p: release.approve(p, "1")):
+    for call in (registry.connect, status.status, lambda p: rollback.rollback(p, reason="x"),
+                 lambda p: approval.approve(p, "1")):
         with pytest.raises(RegistryError, match="is not reachable .*Nothing was changed"):
             call(params)
     assert time.monotonic() - started < 60  # no minutes of HTTP retries
@@ -275,7 +276,7 @@ def test_unknown_model_name(tmp_path: Path, store: Store) -> None:
     params_file = store.params(tmp_path, _name())
     registry.connect(load_params(params_file)).create_registered_model(load_params(params_file).mlflow.model_name)
     params = load_params(params_file, ["mlflow.model_name=no-such-model"])
-    for call in (release.status, lambda p: release.rollback(p), lambda p: release.approve(p, "1")):
+    for call in (status.status, lambda p: rollback.rollback(p), lambda p: approval.approve(p, "1")):
         with pytest.raises(RegistryError, match="no registered model 'no-such-model'.*known models: .*bike-"):
             call(params)
 
@@ -307,7 +308,7 @@ def test_two_racing_release_processes_cannot_both_win(tmp_path: Path, store: Sto
     def watch() -> None:  # the champion alias, read continuously during the race
         client = registry.connect(params)
         while not stop.is_set():
-            mv = registry.version_with_alias(client, name, registry.CHAMPION)
+            mv = registry.version_with_alias(client, name, catalogue.CHAMPION)
             champions.append(None if mv is None else str(mv.version))
             time.sleep(0.02)  # leave the CPU to the racing processes
 

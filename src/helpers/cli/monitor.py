@@ -1,4 +1,4 @@
-"""``driftgate monitor``: one monitoring pass over captured traffic (see :mod:`helpers.monitor`)."""
+"""``driftgate monitor``: one monitoring pass over captured traffic (see :mod:`helpers.monitoring.monitor`)."""
 
 from __future__ import annotations
 
@@ -27,11 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one monitoring pass and print its verdict."""
     from helpers.core.config import load_params
-    from helpers.monitoring.monitor import resolve_window, run_monitor
+    from helpers.monitoring.monitor import resolve_window
+    from helpers.pipeline.retrain import monitor_and_retrain
 
     params = load_params(args.params, args.overrides)
     window = resolve_window(args.period or params.monitor.period, args.start, args.end)
-    result = run_monitor(params, args.params, args.overrides, window=window, retrain=args.retrain)
+    result = monitor_and_retrain(params, args.params, args.overrides, window=window, retrain=args.retrain)
     summary = result.summary
     print(f"monitor {summary['model']} v{summary['champion']} {summary['window'][0]} .. {summary['window'][1]}: "
           f"{summary['decision']} ({summary['rows']} rows, {summary['labelled_rows']} with feedback)")

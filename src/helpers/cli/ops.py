@@ -48,7 +48,8 @@ def _params(args: argparse.Namespace) -> Params:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    from helpers.registry.release import PROMOTED, approve
+    from helpers.registry.approval import approve
+    from helpers.registry.gates import PROMOTED
 
     outcome = approve(_params(args), args.version, by=args.by, note=args.note)
     print(f"v{outcome.version} {outcome.decision}: {outcome.reason}")
@@ -57,7 +58,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from helpers.registry.release import rollback
+    from helpers.registry.rollback import rollback
 
     done = rollback(_params(args), reason=args.reason, by=args.by)
     previous = f"v{done.previous}" if done.previous else "none"
@@ -68,7 +69,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from helpers.registry.release import status, status_text
+    from helpers.registry.status import status, status_text
 
     info = status(_params(args))
     print(json.dumps(info, indent=2) if args.json else status_text(info))

@@ -23,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
+from helpers.core.catalogue import ALERTS_FILE, CHAMPION, MONITORING_BASELINE, MONITORING_DIR, PREDICTION
 from helpers.core.config import KNOWN_METRICS, Params
 from helpers.core.errors import DataError, RegistryError
 from helpers.core.files import write_json, write_text
-from helpers.pipeline.steps import MONITORING_BASELINE, PREDICTION
 from helpers.registry import store as registry
 
 PERIODS = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1),
@@ -85,7 +85,7 @@ def load_champion(params: Params) -> Champion:
 
     client = registry.connect(params)
     name = params.mlflow.model_name
-    mv = registry.version_with_alias(client, name, registry.CHAMPION)
+    mv = registry.version_with_alias(client, name, CHAMPION)
     if mv is None:
         raise RegistryError(f"models:/{name}@champion: no champion to monitor; release one with driftgate run")
     try:
@@ -171,12 +171,20 @@ class MonitorResult:
     summary: dict[str, Any]
     html: Path
     json: Path
-    retrain: Any | None = None  # pipeline.RunResult when retraining ran
+    window: Window
+    labelled: pd.DataFrame  # the window's captured rows that received feedback
+    retrain: Any | None = None  # the pipeline's RunResult when retraining ran (helpers.pipeline.retrain)
+
+    @property
+    def found_problem(self) -> bool:
+        """Drift or degraded performance was found."""
+        return bool(self.summary.get("drifted") or self.summary.get("degraded"))
 
 
-def run_monitor(params: Params, params_file: str, overrides: list[str] | None = None, *,
-                window: Window | None = None, retrain: bool | None = None) -> MonitorResult:
-    """Monitor one window of captured traffic; alert and retrain as the params say."""
+def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResult:
+    """Monitor one window of captured traffic and alert as the params say; write the page and
+    the JSON summary under ``<outputs>/monitoring/``. Retraining is the pipeline's job
+    (:func:`helpers.pipeline.retrain.monitor_and_retrain`)."""
     from helpers.serving.capture import read_captures, read_labeled_captures
     from helpers.serving.serve import capture_dir_for
 
@@ -212,17 +220,13 @@ def run_monitor(params: Params, params_file: str, overrides: list[str] | None = 
         pred = prediction_drift(captured, champion, params)
         perf = performance(labelled, champion, params)
         summary.update(_decision(report, pred, perf))
-    out_dir = params.outputs_dir / "monitoring"
+    out_dir = params.outputs_dir / MONITORING_DIR
     stem = f"{name}-{window.label}"
     html_path = write_text(out_dir / f"{stem}.html", render(summary, report, pred))
     summary["report_html"] = str(html_path)
     summary["alerts"] = _alert(summary, params)
-    result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json")
-    wants_retrain = params.monitor.retrain if retrain is None else retrain
-    if wants_retrain and (summary.get("drifted") or summary.get("degraded")):
-        result.retrain = retrain_on_captures(params, params_file, overrides or [], labelled, window)
-        summary["retrain"] = {"run_id": result.retrain.run_id, "status": result.retrain.status,
-                              "release": result.retrain.manifest.get("summaries", {}).get("deploy", {})}
+    result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json", window=window,
+                           labelled=labelled)
     write_json(result.json, summary)
     from helpers.reports.pages import write_index
 
@@ -258,39 +262,7 @@ def _alert(summary: dict[str, Any], params: Params) -> list[dict[str, Any]]:
              "report": summary["report_html"],
              "text": f"Driftgate monitor: {summary['decision']} for {summary['model']} "
                      f"v{summary['champion']} in {summary['window'][0]}..{summary['window'][1]}: {summary['reason']}"}
-    return [asdict(r) for r in send_alert(alert, params.alerts, params.outputs_dir / "alerts.jsonl")]
-
-
-# --------------------------------------------------------------------------- retraining
-
-
-def retrain_on_captures(params: Params, params_file: str, overrides: list[str], labelled: pd.DataFrame,
-                        window: Window) -> Any:
-    """Run the pipeline on the window's labelled captures: the earlier rows train, the latest
-    ``monitor.retrain_test_share`` are the current window on which the gates compare models."""
-    from helpers.pipeline.runner import run_pipeline
-
-    if len(labelled) < 2 * params.validation.min_rows:
-        raise DataError(f"retraining needs labelled captures: {len(labelled)} rows with feedback in the window, "
-                        f"at least {2 * params.validation.min_rows} wanted (validation.min_rows x 2)")
-    frame = labelled[[*params.data.features, "label", "timestamp"]].rename(columns={"label": params.data.target})
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True).dt.tz_convert(None)
-    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
-    cut = frame["timestamp"].iloc[int(len(frame) * (1 - params.monitor.retrain_test_share))]
-    path = params.outputs_dir / "monitoring" / f"{params.mlflow.model_name}-{window.label}-retrain.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    first, last = frame["timestamp"].iloc[0], frame["timestamp"].iloc[-1] + pd.Timedelta(microseconds=1)
-    return run_pipeline(params_file, [
-        *overrides, f"data.path={path}", "data.time.column=timestamp", "data.time.origin=null",
-        "data.time.day_column=null", "data.time.hour_column=null",
-        f"windows.baseline.start={_iso(first)}", f"windows.baseline.end={_iso(cut)}",
-        f"windows.current.start={_iso(cut)}", f"windows.current.end={_iso(last)}",
-    ], progress=False)
-
-
-def _iso(stamp: pd.Timestamp) -> str:
-    return stamp.to_pydatetime().isoformat()
+    return [asdict(r) for r in send_alert(alert, params.alerts, params.outputs_dir / ALERTS_FILE)]
 
 
 # --------------------------------------------------------------------------- report

@@ -17,7 +17,7 @@ from helpers.core.files import write_json
 from helpers.modeling import data as data_mod
 from helpers.modeling import train
 from helpers.modeling.data import TIME
-from helpers.pipeline.runner import StepContext
+from helpers.pipeline.context import StepContext
 from helpers.registry import store as registry
 
 # --------------------------------------------------------------------------- investigate
@@ -149,9 +149,9 @@ def evaluate(ctx: StepContext, model: Any, rows: TrainingData) -> Evaluation:
 def lineage(ctx: StepContext) -> dict[str, str]:
     """Tags tying a model version to its run, code, data, params and reports."""
     from helpers.modeling.data import file_sha256
-    from helpers.pipeline.runner import NOTEBOOK_DIR, git_state
+    from helpers.pipeline.manifest import git_state
 
-    git = git_state(NOTEBOOK_DIR.parent)
+    git = git_state(Path(ctx.params.run.notebooks).parent)
     data_path = Path(ctx.params.data.path)
     return {
         "driftgate.run_id": ctx.run_dir.name,

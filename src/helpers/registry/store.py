@@ -19,28 +19,24 @@ import contextlib
 import io
 import logging
 import os
-import socket
-import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from helpers.core import catalogue as names
+from helpers.core.catalogue import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
 from helpers.core.config import Params
 from helpers.core.errors import RegistryError
 
-CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
-ALIASES = (CHAMPION, CHALLENGER, PREVIOUS)
-# Lineage every registered version must carry (steps.lineage adds windows, paths, dirty flag).
-REQUIRED_LINEAGE = ("driftgate.run_id", "driftgate.git_commit", "driftgate.data_sha256",
-                    "driftgate.params_hash", "driftgate.reports")
+# Lineage every registered version must carry (the train step adds windows, paths, dirty flag).
+REQUIRED_LINEAGE = (names.LINEAGE_RUN_ID, names.LINEAGE_GIT_COMMIT, names.LINEAGE_DATA_SHA256,
+                    names.LINEAGE_PARAMS_HASH, names.LINEAGE_REPORTS)
 LOCK_SUFFIX = ".release-lock"  # the lock is a registered model named <model><LOCK_SUFFIX>
-HOLDER_TAG, ACQUIRED_TAG = "driftgate.lock_holder", "driftgate.lock_acquired"
 
 
 @dataclass
@@ -93,7 +89,7 @@ def connect(params: Params) -> Any:
                 location = (params.outputs_dir / "mlartifacts").resolve().as_uri()
             client.create_experiment(params.mlflow.experiment, artifact_location=location)
     except Exception as exc:  # bad URI, permissions, server error
-        raise RegistryError(f"MLflow tracking store {uri}: cannot be used ({_short(exc)})") from None
+        raise RegistryError(f"MLflow tracking store {uri}: cannot be used ({short_error(exc)})") from None
     mlflow.set_experiment(params.mlflow.experiment)
     return client
 
@@ -138,12 +134,12 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
     )
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{exc.__class__.__name__}: {text[0] if text else ''}"[:300]
 
 
-def _error_code(exc: BaseException) -> str:
+def error_code(exc: BaseException) -> str:
     return str(getattr(exc, "error_code", ""))
 
 
@@ -210,7 +206,7 @@ def log_model(
     client = MlflowClient()
     name, version = params.mlflow.model_name, str(info.registered_model_version)
     run_id = mlflow.active_run().info.run_id
-    tag_version(client, name, version, {**lineage, "driftgate.mlflow_run_id": run_id})
+    tag_version(client, name, version, {**lineage, names.LINEAGE_MLFLOW_RUN_ID: run_id})
     client.set_registered_model_alias(name, CHALLENGER, version)
     return ModelRef(name=name, version=version, run_id=run_id, uri=f"models:/{name}/{version}")
 
@@ -225,8 +221,8 @@ def require_model(client: Any, name: str) -> Any:
     try:
         return client.get_registered_model(name)
     except MlflowException as exc:
-        if _error_code(exc) != "RESOURCE_DOES_NOT_EXIST":
-            raise RegistryError(f"registered model {name!r}: {_short(exc)}") from None
+        if error_code(exc) != "RESOURCE_DOES_NOT_EXIST":
+            raise RegistryError(f"registered model {name!r}: {short_error(exc)}") from None
     known = [m.name for m in client.search_registered_models(max_results=50)
              if not m.name.endswith(LOCK_SUFFIX) and LOCK_SUFFIX + ".stale-" not in m.name]
     listed = ", ".join(sorted(known)) if known else "none yet (run driftgate run first)"
@@ -276,7 +272,7 @@ def load(uri: str) -> Any:
         with contextlib.redirect_stderr(io.StringIO()):
             return mlflow.sklearn.load_model(uri)
     except Exception as exc:
-        raise RegistryError(f"{uri}: cannot load this model ({_short(exc)})") from None
+        raise RegistryError(f"{uri}: cannot load this model ({short_error(exc)})") from None
 
 
 def run_metrics(client: Any, run_id: str | None) -> dict[str, float]:
@@ -323,137 +319,3 @@ def tag_version(client: Any, name: str, version: str, tags: dict[str, Any]) -> N
     """Set several tags on one model version."""
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, str(value))
-
-
-# --------------------------------------------------------------------------- release lock
-
-
-@dataclass
-class Lease:
-    """A held release lock: who holds it and since when (local clock)."""
-
-    client: Any
-    lock_name: str
-    holder: str
-    acquired: float
-    stale_after: float
-
-    def check(self) -> None:
-        """Raise :class:`RegistryError` unless the lock is still ours and not yet stale.
-
-        Called just before moving an alias: a holder paused for longer than ``stale_after``
-        may have had its lock broken, and must not move anything.
-        """
-        held_for = time.time() - self.acquired
-        owner = _lock_holder(self.client, self.lock_name)
-        if owner != self.holder or held_for > 0.8 * self.stale_after:
-            raise RegistryError(f"release lock {self.lock_name} lost after {held_for:.0f} s "
-                                f"(now held by {owner or 'nobody'}); nothing was promoted, retry")
-
-
-def lock_holder() -> str:
-    """A holder id unique to this process: host, pid and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-
-
-@contextlib.contextmanager
-def release_lock(
-    client: Any, name: str, *, holder: str | None = None, wait: float = 120.0,
-    stale_after: float = 600.0, poll: float = 0.25,
-) -> Iterator[Lease]:
-    """Hold the release lock of model ``name`` for the duration of the ``with`` block.
-
-    The lock is a registered model named ``<name>.release-lock``: creating a registered model
-    is atomic in every MLflow store (the name is unique), so exactly one of several racing
-    processes - on one machine or many, against SQLite or a server - gets it; the others poll
-    until it is deleted, for at most ``wait`` seconds (then :class:`RegistryError`).
-
-    A lock older than ``stale_after`` seconds (its holder crashed) is broken by renaming it to
-    a tombstone named after its creation time; a rename is atomic and two breakers of the same
-    stale lock target the same tombstone, so only one can succeed and a fresh lock is never
-    broken by mistake. Tombstones older than twice ``stale_after`` are deleted.
-    """
-    holder = holder or lock_holder()
-    lock_name = f"{name}{LOCK_SUFFIX}"
-    deadline = time.time() + wait
-    while not _try_create_lock(client, lock_name, holder):
-        _break_if_stale(client, lock_name, stale_after)
-        if time.time() > deadline:
-            owner = _lock_holder(client, lock_name) or "a finished release"
-            raise RegistryError(f"release lock {lock_name} still held by {owner} after {wait:.0f} s; "
-                                "another release is running, retry later (nothing was promoted)")
-        time.sleep(poll)
-    lease = Lease(client, lock_name, holder, time.time(), stale_after)
-    try:
-        yield lease
-    finally:
-        _release(client, lock_name, holder)
-        _sweep_tombstones(client, lock_name, stale_after)
-
-
-def _try_create_lock(client: Any, lock_name: str, holder: str, attempts: int = 3) -> bool:
-    """Create the lock; False when another holder has it. A request that reached the store
-    but whose answer was lost (then retried) finds the lock already there, under our name."""
-    from mlflow.exceptions import MlflowException
-
-    for attempt in range(attempts):
-        try:
-            client.create_registered_model(
-                lock_name, tags={HOLDER_TAG: holder, ACQUIRED_TAG: f"{time.time():.3f}"},
-                description="Driftgate release lock: held while a release moves aliases; deleted after.",
-            )
-            return True
-        except MlflowException as exc:
-            if _error_code(exc) == "RESOURCE_ALREADY_EXISTS":
-                return _lock_holder(client, lock_name) == holder
-            if attempt == attempts - 1:  # e.g. "database is locked" three times running
-                raise RegistryError(f"release lock {lock_name}: {_short(exc)}") from None
-            time.sleep(0.2 * (attempt + 1))
-    return False
-
-
-def _lock_holder(client: Any, lock_name: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_registered_model(lock_name).tags.get(HOLDER_TAG)
-    except MlflowException:
-        return None
-
-
-def _break_if_stale(client: Any, lock_name: str, stale_after: float) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        lock = client.get_registered_model(lock_name)
-    except MlflowException:
-        return  # released meanwhile
-    created = lock.creation_timestamp / 1000.0
-    if time.time() - created <= stale_after:
-        return
-    try:
-        client.rename_registered_model(lock_name, f"{lock_name}.stale-{lock.creation_timestamp}")
-    except MlflowException:
-        return  # another process broke it first (or it was released)
-    logging.getLogger(__name__).warning("broke stale release lock %s held by %s",
-                                        lock_name, lock.tags.get(HOLDER_TAG))
-
-
-def _release(client: Any, lock_name: str, holder: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    if _lock_holder(client, lock_name) != holder:
-        return  # broken as stale while we held it: it is no longer ours to delete
-    with contextlib.suppress(MlflowException):
-        client.delete_registered_model(lock_name)
-
-
-def _sweep_tombstones(client: Any, lock_name: str, stale_after: float) -> None:
-    from mlflow.exceptions import MlflowException
-
-    prefix = f"{lock_name}.stale-"
-    with contextlib.suppress(MlflowException):
-        for model in client.search_registered_models(filter_string=f"name LIKE '{prefix}%'"):
-            if time.time() - model.creation_timestamp / 1000.0 > 2 * stale_after:
-                with contextlib.suppress(MlflowException):
-                    client.delete_registered_model(model.name)

@@ -238,6 +238,7 @@ class RunParams:
     timeout: int = 1200
     progress: bool = True
     threads: int = 1  # OpenMP/BLAS threads in each notebook: 1 is fastest on small data and busy machines
+    notebooks: str = "../notebooks"  # the four step notebooks; relative to the params file
 
 
 @dataclass
@@ -325,8 +326,9 @@ class Params:
         return out
 
 
-PATH_KEYS = ("data.path", "outputs.dir", "alerts.file", "serve.capture_dir")
+PATH_KEYS = ("data.path", "outputs.dir", "alerts.file", "serve.capture_dir", "run.notebooks")
 DEFAULT_OUTPUTS = "../outputs"  # relative to the params file, so params/x.yaml writes to outputs/
+DEFAULT_NOTEBOOKS = "../notebooks"  # relative to the params file: the project's notebooks/
 
 # --------------------------------------------------------------------------- loading
 
@@ -373,9 +375,10 @@ def _resolve_paths(raw: dict[str, Any], base: Path, where: str) -> None:
         if isinstance(section, dict) and isinstance(section.get(leaf), str):
             value = Path(section[leaf]).expanduser()
             section[leaf] = str(value if value.is_absolute() else (base / value).resolve())
-    outputs = raw.get("outputs")
-    if outputs is None or (isinstance(outputs, dict) and "dir" not in outputs):
-        raw["outputs"] = {**(outputs or {}), "dir": str((base / DEFAULT_OUTPUTS).resolve())}
+    for section, key, default in (("outputs", "dir", DEFAULT_OUTPUTS), ("run", "notebooks", DEFAULT_NOTEBOOKS)):
+        values = raw.get(section)
+        if values is None or (isinstance(values, dict) and key not in values):
+            raw[section] = {**(values or {}), key: str((base / default).resolve())}
 
 
 def apply_override(raw: dict[str, Any], item: str, where: str) -> None:

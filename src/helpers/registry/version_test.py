@@ -1,0 +1,129 @@
+"""The version test: the challenger and the champion scored on the same labelled rows.
+
+The rows are the current window, the held-out test rows of the baseline window, or captured
+rows that received feedback (``gates.champion.compare_on``).
+
+Example
+-------
+>>> rows = comparison_rows(params, frame, "current")  # doctest: +SKIP
+>>> compare_versions(client, params, "4", rows, "current").table  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from helpers.core.catalogue import CHAMPION
+from helpers.core.config import Params
+from helpers.core.errors import DataError
+from helpers.modeling import data as data_mod
+from helpers.modeling import train
+from helpers.registry import store
+from helpers.registry.gates import GateResult
+
+
+@dataclass
+class VersionTest:
+    """Challenger and champion metrics on the same labelled rows."""
+
+    rows: str  # which rows: "current" window, "test" (held-out baseline rows) or "captured"
+    n_rows: int
+    span: str  # first..last timestamp of the rows
+    challenger_version: str
+    challenger: dict[str, float]
+    champion_version: str | None = None
+    champion: dict[str, float] | None = None
+    champion_error: str | None = None  # the champion could not score these rows
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """Index: metric; one column per version."""
+        columns = {f"challenger v{self.challenger_version}": self.challenger}
+        if self.champion is not None:
+            columns[f"champion v{self.champion_version}"] = self.champion
+        return pd.DataFrame(columns).rename_axis(f"{self.rows} rows ({self.n_rows}, {self.span})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VersionTest:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+def comparison_rows(params: Params, frame: pd.DataFrame, which: str) -> pd.DataFrame:
+    """The labelled rows both versions are scored on: the current window, the held-out test
+    rows of the baseline window, or captured rows with feedback (``captured``)."""
+    if which == "captured":
+        return captured_rows(params)
+    if which == "current":
+        rows = data_mod.window(frame, params.windows.current)
+    else:
+        rows = train.split(data_mod.window(frame, params.windows.baseline), params.split)[1]
+    if rows.empty:
+        raise DataError(f"no {which} rows to compare the versions on; check windows.{which}")
+    return rows
+
+
+def captured_rows(params: Params) -> pd.DataFrame:
+    """Rows the scoring service captured for the model in the last ``captured_days`` days that
+    received feedback, with the feedback as the target column."""
+    from helpers.serving.capture import read_labeled_captures
+    from helpers.serving.serve import capture_dir_for
+
+    rule = params.gates.champion
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=rule.captured_days)
+    folder = capture_dir_for(params)
+    labelled = read_labeled_captures(folder, params.mlflow.model_name, start=since)
+    if len(labelled) < rule.min_captured_rows:
+        raise DataError(
+            f"only {len(labelled)} captured rows with feedback in the last {rule.captured_days:g} days under "
+            f"{folder}; gates.champion.min_captured_rows is {rule.min_captured_rows}: send feedback, or set "
+            "gates.champion.compare_on to current"
+        )
+    rows = labelled.rename(columns={"label": params.data.target})
+    rows[data_mod.TIME] = pd.to_datetime(rows[data_mod.TIME], utc=True).dt.tz_convert(None)
+    return rows.reset_index(drop=True)
+
+
+def compare_versions(client: Any, params: Params, version: str, rows: pd.DataFrame, which: str) -> VersionTest:
+    """Load ``version`` and the current champion from the registry and score both on ``rows``."""
+    name = params.mlflow.model_name
+    challenger = _score(f"models:/{name}/{version}", rows, params)
+    champion_mv = store.version_with_alias(client, name, CHAMPION)
+    test = VersionTest(rows=which, n_rows=len(rows), span=_span(rows),
+                       challenger_version=str(version), challenger=challenger)
+    if champion_mv is None:
+        return test
+    test.champion_version = str(champion_mv.version)
+    try:
+        test.champion = _score(f"models:/{name}/{champion_mv.version}", rows, params)
+    except (KeyError, ValueError, TypeError) as exc:  # e.g. trained on other features
+        test.champion_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
+    return test
+
+
+def _score(uri: str, rows: pd.DataFrame, params: Params) -> dict[str, float]:
+    return train.evaluate(store.load(uri), rows, params)[0]
+
+
+def _span(rows: pd.DataFrame) -> str:
+    if data_mod.TIME not in rows or rows.empty:
+        return ""
+    return f"{rows[data_mod.TIME].min():%Y-%m-%d %H:%M}..{rows[data_mod.TIME].max():%Y-%m-%d %H:%M}"
+
+
+def compare_predictions(label: str, uri: str, got: np.ndarray, expected: np.ndarray, atol: float) -> GateResult:
+    """Pass when ``got`` and ``expected`` have the same length and differ by at most ``atol``."""
+    if len(got) != len(expected):
+        return GateResult(label, False, f"{uri}: {len(got)} predictions, expected {len(expected)}")
+    diff = float(np.max(np.abs(np.asarray(got, dtype=float) - np.asarray(expected, dtype=float)))) if len(got) else 0.0
+    return GateResult(label, diff <= atol,
+                      f"{uri} reloaded: {len(got)} predictions, max difference {diff:.3g} (tolerance {atol:g})")
