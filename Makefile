@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PARAMS ?= params/default.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint lab setup clean-outputs
+.PHONY: run test test-fast lint lab setup clean-outputs
 
 # Set-up: create .venv once; reinstall only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -23,8 +23,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Everything but the tests marked slow (notebook runs, mlflow server, Dask clusters, Chromium, npm).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+# ruff, then the import-linter contracts of pyproject.toml (layers, no cycles).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

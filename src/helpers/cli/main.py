@@ -75,10 +75,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from helpers.core.config import load_params
     from helpers.modeling.data import check_params_against_data
     from helpers.modeling.train import check_model_params
+    from helpers.pipeline.runner import notebook_dir
 
     params = load_params(args.params, args.overrides)
     frame = check_params_against_data(params)
     check_model_params(params)
+    notebook_dir(params)
     print(f"{args.params}: valid ({len(frame)} rows, {len(params.data.features)} features)")
     return 0
 
