@@ -60,6 +60,7 @@ def write_params(folder: Path, base: str = "ci.yaml", name: str = "params.yaml",
     raw = yaml.safe_load((ROOT / "params" / base).read_text())
     raw["data"]["path"] = str(DATA)
     raw["outputs"] = {"dir": str(folder / "outputs")}
+    raw.setdefault("run", {})["notebooks"] = str(ROOT / "notebooks")
     for dotted, value in changes.items():
         node = raw
         *parents, leaf = dotted.split(".")
