@@ -7,8 +7,8 @@ Writes ``--rows`` rows (half baseline, half target with a few shifted columns) x
 columns (numeric measurements, integer codes, text categories) as Parquet files of
 ``--file-rows`` rows in a temporary folder, then runs, each in its own process:
 
-* ``pandas``: ``read_table`` + :func:`helpers.drift.compare` (every row in memory, exact);
-* ``dask``: :func:`helpers.compute.compare_at_scale` on a LocalCluster (``--workers`` worker
+* ``pandas``: ``read_table`` + :func:`helpers.stats.compare.compare` (every row in memory, exact);
+* ``dask``: :func:`helpers.stats.scale.compare_at_scale` on a LocalCluster (``--workers`` worker
   processes of one thread each, ``compute.memory_limit`` 2GB; the scheduler and the nannies
   run inside the client process, so its figure covers them).
 
@@ -73,7 +73,7 @@ def run_pandas(folder: Path, out: Path) -> dict[str, Any]:
     """Read both sides into memory and compare them exactly."""
     from helpers.core.config import DriftParams
     from helpers.modeling.data import read_table
-    from helpers.stats.drift import compare
+    from helpers.stats.compare import compare
 
     start = time.perf_counter()
     baseline = read_table(str(folder / "baseline" / "*.parquet"))
@@ -90,7 +90,8 @@ def run_pandas(folder: Path, out: Path) -> dict[str, Any]:
 def run_dask(folder: Path, out: Path, workers: int) -> dict[str, Any]:
     """Compare on a local cluster; the workers report their own peak memory."""
     from helpers.core.config import ComputeParams, DriftParams
-    from helpers.stats.compute import compare_at_scale, local_client
+    from helpers.stats.dask_cluster import local_client
+    from helpers.stats.scale import compare_at_scale
 
     compute = ComputeParams(scheduler="local", n_workers=workers, threads_per_worker=1, memory_limit="2GB",
                             progress=False)

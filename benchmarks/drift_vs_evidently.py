@@ -8,8 +8,8 @@ means, 2 numeric scales, 2 category mixes), ``rows`` rows on each side, seeded. 
 the script times, each in a fresh child process after the data is loaded and the libraries are
 imported:
 
-* Driftgate: ``helpers.drift.compare`` (every statistic, the drift coefficient) plus
-  ``helpers.drift_report.write_html``;
+* Driftgate: ``helpers.stats.compare.compare`` (every statistic, the drift coefficient) plus
+  ``helpers.reports.drift_report.write_html``;
 * Evidently: ``Report([DataDriftPreset()]).run`` plus ``save_html``.
 
 It prints both times, their ratio, the peak memory of each child (``ru_maxrss``), the HTML sizes,
@@ -88,12 +88,12 @@ def worker_driftgate(reference: str, current: str, html: str) -> dict[str, Any]:
     from helpers.reports import (
         drift_report,  # noqa: F401
     )
-    from helpers.stats import drift
+    from helpers.stats.compare import compare
 
     ref, cur = pd.read_parquet(reference), pd.read_parquet(current)
     start = time.perf_counter()
     cpu = time.process_time()
-    report = drift.compare(ref, cur, DriftParams())
+    report = compare(ref, cur, DriftParams())
     statistics = time.perf_counter() - start
     drift_report.write_html(report, Path(html), title="Driftgate benchmark")
     seconds = time.perf_counter() - start

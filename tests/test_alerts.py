@@ -16,7 +16,7 @@ import pytest
 
 from helpers.core.config import AlertParams, DriftParams
 from helpers.monitoring.alerts import alert_text, drift_alert, send_alert
-from helpers.stats.drift import compare
+from helpers.stats.compare import compare
 
 ALERT = {"kind": "drift", "reason": "drift: 2 of 3 features drifted", "drifted_features": ["a", "b"], "share": 0.67}
 

@@ -13,8 +13,19 @@ import pytest
 from helpers.core.config import ComputeParams, DriftParams
 from helpers.core.errors import DataError, ParamsError
 from helpers.modeling.data import read_table
-from helpers.stats import compute, drift
-from helpers.stats.profile import NumericProfile, profile_frame
+from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
+from helpers.stats.coefficient import sample_rows
+from helpers.stats.column_scans import infer_types, scan_table
+from helpers.stats.column_types import infer_column_types
+from helpers.stats.compare import compare
+from helpers.stats.dask_cluster import check_scheduler, local_client, runner
+from helpers.stats.partition_profiles import ProfileTask, profile_table, sample_positions
+from helpers.stats.partitions import open_table
+from helpers.stats.profile import NumericProfile
+from helpers.stats.profiling import profile_frame
+from helpers.stats.results import DriftReport, FeatureDrift
+from helpers.stats.scale import approximation_bounds, compare_at_scale
+from helpers.stats.statistics import numeric_distances
 
 EXACT_METRICS = ("psi", "jensenshannon", "chi2_statistic", "chi2_pvalue", "chi2_dof", "euclidean",
                  "distinct_baseline", "distinct_target")
@@ -61,16 +72,16 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def client() -> Iterator[object]:
     """Two worker processes of one thread each (what compute.scheduler: local starts)."""
-    with compute.local_client(ComputeParams(scheduler="local", n_workers=2, processes=True)) as c:
+    with local_client(ComputeParams(scheduler="local", n_workers=2, processes=True)) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
-def in_memory(tables: tuple[str, str]) -> drift.DriftReport:
-    return drift.compare(read_table(tables[0]), read_table(tables[1]), DriftParams())
+def in_memory(tables: tuple[str, str]) -> DriftReport:
+    return compare(read_table(tables[0]), read_table(tables[1]), DriftParams())
 
 
-def _assert_same_report(scaled: drift.DriftReport, exact: drift.DriftReport) -> None:
+def _assert_same_report(scaled: DriftReport, exact: DriftReport) -> None:
     assert (scaled.baseline_rows, scaled.target_rows) == (exact.baseline_rows, exact.target_rows)
     assert [(f.feature, f.type, f.compared) for f in scaled.features] == [
         (f.feature, f.type, f.compared) for f in exact.features
@@ -97,7 +108,7 @@ def _assert_same_report(scaled: drift.DriftReport, exact: drift.DriftReport) -> 
                                                                           exact.share_drifted)
 
 
-def _assert_within_bounds(f: drift.FeatureDrift, g: drift.FeatureDrift) -> None:
+def _assert_within_bounds(f: FeatureDrift, g: FeatureDrift) -> None:
     """KS and Wasserstein from fine histograms, against scipy-exact values and the stated bound."""
     m, exact = f.metrics, g.metrics
     assert abs(m["ks_statistic"] - exact["ks_statistic"]) <= m["ks_error_bound"] + 1e-12, f.feature
@@ -109,7 +120,7 @@ def _assert_within_bounds(f: drift.FeatureDrift, g: drift.FeatureDrift) -> None:
 
 
 def test_report_on_a_local_cluster_equals_the_in_memory_report(tables, client, in_memory) -> None:
-    scaled = compute.compare_at_scale(*tables, DriftParams(), COMPUTE, client=client)
+    scaled = compare_at_scale(*tables, DriftParams(), COMPUTE, client=client)
     _assert_same_report(scaled, in_memory)
     types = {f.feature: f.type for f in scaled.features}
     assert types == {"x": "numeric", "y": "numeric", "code": "categorical", "codes25": "numeric", "c": "categorical",
@@ -121,10 +132,10 @@ def test_report_on_a_local_cluster_equals_the_in_memory_report(tables, client, i
 def test_in_process_scheduler_and_dask_dataframes_give_the_same_report(tables, client, in_memory) -> None:
     import dask.dataframe as dd
 
-    in_process = compute.compare_at_scale(*tables, DriftParams(), ComputeParams(partition_rows=5000, progress=False))
+    in_process = compare_at_scale(*tables, DriftParams(), ComputeParams(partition_rows=5000, progress=False))
     _assert_same_report(in_process, in_memory)
     frames = [dd.read_parquet(glob, split_row_groups=False) for glob in tables]
-    from_dask = compute.compare_at_scale(*frames, DriftParams(), COMPUTE, client=client)
+    from_dask = compare_at_scale(*frames, DriftParams(), COMPUTE, client=client)
     _assert_same_report(from_dask, in_memory)
 
 
@@ -133,9 +144,9 @@ def test_merged_partition_profiles_equal_the_profile_of_the_concatenation(tables
     types = {"x": "numeric", "y": "numeric", "c": "categorical", "code": "categorical"}
     edges = {"x": np.linspace(-3.0, 3.0, 21), "y": np.linspace(0.0, 5.0, 21)}
     expected = profile_frame(whole, types, edges)
-    with compute.runner(COMPUTE, client) as run:
-        table = compute.open_table(tables[1], COMPUTE)
-        merged, _ = compute.profile_table(table, compute.ProfileTask(types, edges, 1024), run)
+    with runner(COMPUTE, client) as run:
+        table = open_table(tables[1], COMPUTE)
+        merged, _ = profile_table(table, ProfileTask(types, edges, 1024), run)
     assert merged.rows == expected.rows == len(whole)
     for name, prof in expected.columns.items():
         got = merged.columns[name]
@@ -169,11 +180,11 @@ def test_types_from_partition_scans_equal_whole_table_inference(values) -> None:
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({"v": values(rng, 400)})
     params = DriftParams()
-    expected = drift.infer_column_types(frame, params)
-    with compute.runner(ComputeParams(progress=False)) as run:
-        table = compute.open_table(frame, ComputeParams(partition_rows=70))
-        _, scans = compute.scan_table(table, ["v"], params.categorical_max_unique, run)
-    assert compute.infer_types(scans, params) == expected
+    expected = infer_column_types(frame, params)
+    with runner(ComputeParams(progress=False)) as run:
+        table = open_table(frame, ComputeParams(partition_rows=70))
+        _, scans = scan_table(table, ["v"], params.categorical_max_unique, run)
+    assert infer_types(scans, params) == expected
 
 
 def _baseline_copy(tables: tuple[str, str], folder: Path) -> Path:
@@ -187,7 +198,7 @@ def test_a_corrupt_file_gives_an_error_naming_it(tables, client, tmp_path: Path)
     folder = _baseline_copy(tables, tmp_path / "corrupt-footer")
     (folder / "part-02.parquet").write_bytes(b"PAR1 this is not parquet at all")
     with pytest.raises(DataError, match=r"part-02\.parquet: cannot be read as parquet"):
-        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+        compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
 
 
 def test_a_corrupt_data_page_read_on_a_worker_gives_an_error_naming_the_file(tables, client, tmp_path: Path) -> None:
@@ -197,7 +208,7 @@ def test_a_corrupt_data_page_read_on_a_worker_gives_an_error_naming_the_file(tab
     data[4:400] = b"\xff" * 396  # the first page headers: the footer still reads, the data does not
     bad.write_bytes(bytes(data))
     with pytest.raises(DataError, match=r"part-01\.parquet"):
-        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+        compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
 
 
 def test_a_schema_mismatched_file_gives_an_error_naming_it(tables, client, tmp_path: Path) -> None:
@@ -206,10 +217,10 @@ def test_a_schema_mismatched_file_gives_an_error_naming_it(tables, client, tmp_p
     frame["x"] = frame["x"].map("{:.3f} units".format)
     frame.to_parquet(folder / "part-03.parquet")
     with pytest.raises(DataError, match=r"part-03\.parquet: schema differs .* column 'x' holds text"):
-        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+        compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
     frame.drop(columns=["x", "y"]).to_parquet(folder / "part-03.parquet")
     with pytest.raises(DataError, match=r"part-03\.parquet: schema differs .* column 'x' is missing"):
-        compute.compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
+        compare_at_scale(str(folder / "*.parquet"), tables[1], DriftParams(), COMPUTE, client=client)
 
 
 def test_approximation_bounds_hold_for_shifted_and_outlying_targets() -> None:
@@ -217,13 +228,13 @@ def test_approximation_bounds_hold_for_shifted_and_outlying_targets() -> None:
     base = pd.DataFrame({"v": rng.normal(0.0, 1.0, 5000)})
     for target_values in (rng.normal(0.5, 2.0, 4000), rng.standard_t(2, 4000) * 3.0, rng.uniform(-1, 1, 300)):
         target = pd.DataFrame({"v": target_values})
-        exact = drift.compare(base, target, DriftParams(coefficient_sample=0)).feature("v").metrics
+        exact = compare(base, target, DriftParams(coefficient_sample=0)).feature("v").metrics
         base_prof = profile_frame(base, {"v": "numeric"}, fine_bins=256)
         target_prof = profile_frame(target, {"v": "numeric"}, base_prof.edges, fine_bins=256)
         b, t = base_prof.columns["v"], target_prof.columns["v"]
         assert isinstance(b, NumericProfile) and isinstance(t, NumericProfile)
-        bounds = compute.approximation_bounds(b, t)
-        approx = drift.numeric_distances(b, t)
+        bounds = approximation_bounds(b, t)
+        approx = numeric_distances(b, t)
         assert abs(approx["ks_approx"] - exact["ks_statistic"]) <= bounds["ks_error_bound"]
         assert abs(approx["wasserstein_approx"] - exact["wasserstein"]) <= bounds["wasserstein_error_bound"]
         assert math.isclose(bounds["fine_bin_width"], (b.edges[-1] - b.edges[0]) / 256)
@@ -231,8 +242,8 @@ def test_approximation_bounds_hold_for_shifted_and_outlying_targets() -> None:
 
 def test_sample_positions_are_the_whole_table_draws() -> None:
     rows = [5, 0, 7, 3]
-    parts = compute.sample_positions(rows, 6, np.random.default_rng(9))
-    whole = drift._sample_rows(sum(rows), 6, np.random.default_rng(9))
+    parts = sample_positions(rows, 6, np.random.default_rng(9))
+    whole = sample_rows(sum(rows), 6, np.random.default_rng(9))
     offsets = np.cumsum([0, *rows])[:-1]
     assert np.concatenate([p + o for p, o in zip(parts, offsets, strict=True)]).tolist() == whole.tolist()
     assert all(((p >= 0) & (p < n)).all() for p, n in zip(parts, rows, strict=True))
@@ -240,7 +251,7 @@ def test_sample_positions_are_the_whole_table_draws() -> None:
 
 def test_unknown_scheduler_is_a_params_error() -> None:
     with pytest.raises(ParamsError, match="compute.scheduler: 'spark'"):
-        compute.check_scheduler(ComputeParams(scheduler="spark"))
+        check_scheduler(ComputeParams(scheduler="spark"))
 
 
 def test_driftgate_drift_with_a_compute_section_runs_on_dask(tables, in_memory, tmp_path: Path,
@@ -294,7 +305,7 @@ def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: p
     features = params.data.features
     data = pd.read_csv(DATA)
     base = data.iloc[:3000][features].assign(prediction=lambda d: d["temp"] * 300.0)
-    types = drift.infer_column_types(base, params.drift)[0] | {"prediction": "numeric"}
+    types = infer_column_types(base, params.drift)[0] | {"prediction": "numeric"}
     baseline = profile_frame(base, types, bins=params.drift.bins)
     later = data.iloc[5000:6400][features].reset_index(drop=True).assign(prediction=lambda d: d["temp"] * 330.0)
     root, model = params.outputs_dir / "captures", params.mlflow.model_name
@@ -304,10 +315,10 @@ def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: p
     window = monitor.resolve_window("day", "2026-01-01T12:00", "2026-01-03T18:00")
     scale = ["compute.scheduler=local", "compute.processes=false", "compute.progress=false"]
 
-    at_scale = compute.labelled_captures(root, model, window.start, window.end, load_params(params_file, scale).compute)
+    at_scale = labelled_captures(root, model, window.start, window.end, load_params(params_file, scale).compute)
     expected = read_labeled_captures(root, model, window.start, window.end)
     pd.testing.assert_frame_equal(at_scale, expected, check_dtype=False)
-    prof = compute.profile_captures(root, model, window.start, window.end, baseline, features, ComputeParams())
+    prof = profile_captures(root, model, window.start, window.end, baseline, features, ComputeParams())
     exact = profile_frame(read_captures(root, model, window.start, window.end), types, baseline.edges)
     assert prof.rows == exact.rows and prof.columns["hum"].hist.tolist() == exact.columns["hum"].hist.tolist()
 

@@ -12,14 +12,10 @@ from scipy.spatial.distance import jensenshannon as scipy_js
 
 from helpers.core.config import DriftParams, DriftThresholds
 from helpers.core.errors import DataError, ParamsError
-from helpers.stats.drift import (
-    adjust_pvalues,
-    compare,
-    ecdf_distances,
-    infer_column_types,
-    ks_pvalue,
-    select_test,
-)
+from helpers.stats.column_types import infer_column_types
+from helpers.stats.compare import compare
+from helpers.stats.selection import select_test
+from helpers.stats.statistics import adjust_pvalues, ecdf_distances, ks_pvalue
 
 NO_COEF = DriftParams(coefficient_sample=0)
 
@@ -454,7 +450,7 @@ def test_roc_auc_and_permutation_importance_match_sklearn() -> None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
-    from helpers.stats.drift import permutation_importance, roc_auc
+    from helpers.stats.coefficient import permutation_importance, roc_auc
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
@@ -470,7 +466,7 @@ def test_roc_auc_and_permutation_importance_match_sklearn() -> None:
 
 
 def _profiles(base: pd.DataFrame, target: pd.DataFrame, parts: int = 1):
-    from helpers.stats.profile import profile_frame
+    from helpers.stats.profiling import profile_frame
 
     types, _ = infer_column_types(base, DriftParams())
     base_prof = profile_frame(base, types)
@@ -482,7 +478,7 @@ def _profiles(base: pd.DataFrame, target: pd.DataFrame, parts: int = 1):
 
 
 def test_compare_profiles_matches_compare_on_rows() -> None:
-    from helpers.stats.drift import compare_profiles
+    from helpers.stats.compare import compare_profiles
 
     base, target = _mixed(1, 5000), _mixed(2, 4000, mean=0.5, mix=[0.05, 0.05, 0.2, 0.3, 0.4])
     rows = compare(base, target, NO_COEF)
@@ -503,8 +499,8 @@ def test_compare_profiles_matches_compare_on_rows() -> None:
 
 
 def test_compare_profiles_handles_bad_pairs() -> None:
-    from helpers.stats.drift import compare_profiles
-    from helpers.stats.profile import profile_frame
+    from helpers.stats.compare import compare_profiles
+    from helpers.stats.profiling import profile_frame
 
     base, target = _mixed(1, 500), _mixed(2, 500)
     base_prof, _ = _profiles(base, target)
@@ -539,11 +535,11 @@ def test_odd_frames_integer_names_duplicates_and_pandas_categoricals() -> None:
 
 
 def test_threaded_comparison_of_big_tables_gives_the_same_report(monkeypatch: pytest.MonkeyPatch) -> None:
-    import helpers.stats.drift as drift_module
+    import helpers.stats.compare as compare_module
 
     base, target = _mixed(1, 3000), _mixed(2, 3000, mean=0.3)
     serial = compare(base, target, NO_COEF).to_dict()
-    monkeypatch.setattr(drift_module, "PARALLEL_MIN_ROWS", 0)
-    monkeypatch.setattr(drift_module, "MAX_THREADS", 3)
-    monkeypatch.setattr(drift_module.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(compare_module, "PARALLEL_MIN_ROWS", 0)
+    monkeypatch.setattr(compare_module, "MAX_THREADS", 3)
+    monkeypatch.setattr(compare_module.os, "cpu_count", lambda: 3)
     assert compare(base, target, NO_COEF).to_dict() == serial

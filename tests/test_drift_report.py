@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 
 from helpers.core.config import DriftParams
 from helpers.reports import drift_plots, drift_report
-from helpers.stats.drift import DriftReport, compare
+from helpers.stats.compare import compare
+from helpers.stats.results import DriftReport
 
 MAX_HTML_BYTES = 1_500_000
 

@@ -10,18 +10,14 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon as scipy_js
 
-from helpers.stats.profile import (
-    CategoricalProfile,
-    FrameProfile,
-    baseline_edges,
+from helpers.stats.profile import CategoricalProfile, FrameProfile
+from helpers.stats.profiling import baseline_edges, category_counts, histogram_with_overflow, profile_frame
+from helpers.stats.statistics import (
     categorical_distances,
-    category_counts,
     chi2_homogeneity,
     euclidean,
-    histogram_with_overflow,
     jensenshannon,
     numeric_distances,
-    profile_frame,
     psi,
 )
 
@@ -188,7 +184,7 @@ def test_merge_with_other_edges_is_refused() -> None:
 
 @pytest.mark.parametrize("seed", range(4))
 def test_sorted_fast_path_equals_general_profile(seed: int) -> None:
-    from helpers.stats.profile import profile_numeric, sorted_histogram
+    from helpers.stats.profiling import profile_numeric, sorted_histogram
 
     rng = np.random.default_rng(seed)
     base = rng.normal(size=500)
@@ -205,7 +201,7 @@ def test_sorted_fast_path_equals_general_profile(seed: int) -> None:
 
 def test_dask_profile_equals_pandas_profile() -> None:
     dd = pytest.importorskip("dask.dataframe")
-    from helpers.stats.profile import profile_dask
+    from helpers.stats.profiling import profile_dask
 
     df = pd.concat([_frame(1, 900), _frame(2, 700, shift=2.0)], ignore_index=True)
     ddf = dd.from_pandas(df, npartitions=4)

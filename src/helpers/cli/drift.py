@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Compare the two tables, print the decision and table, write the reports; return the exit code."""
     from helpers.modeling.data import read_table
     from helpers.reports import drift_report
-    from helpers.stats import drift
+    from helpers.stats.compare import compare
 
     settings = load_settings(args.params, args.overrides)
     features = _split(args.features) if args.features else settings.features
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         baseline = read_table(args.baseline)
         target = read_table(args.target)
-        report = drift.compare(baseline, target, settings.drift, features=features, time_column=args.time_column)
+        report = compare(baseline, target, settings.drift, features=features, time_column=args.time_column)
     _print_report(report)
     if args.html:
         print(f"html: {drift_report.write_html(report, Path(args.html), title=args.title)}")
@@ -134,7 +134,7 @@ def _drift_only(raw: dict[str, Any], overrides: list[str], where: str, base: Pat
 
 def _compare_at_scale(args: argparse.Namespace, settings: DriftSettings, features: list[str] | None) -> Any:
     """The report from partition-wise profiles on Dask (``compute.scheduler`` is not pandas)."""
-    from helpers.stats.compute import compare_at_scale
+    from helpers.stats.scale import compare_at_scale
 
     if args.time_column:
         raise ParamsError("--time-column: drift over time needs the rows in memory; use compute.scheduler: pandas")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from helpers.core.config import AlertParams
 
 if TYPE_CHECKING:
-    from helpers.stats.drift import DriftReport
+    from helpers.stats.results import DriftReport
 
 SUBJECT_PREFIX = "[Driftgate]"
 

@@ -106,7 +106,8 @@ def load_champion(params: Params) -> Champion:
 
 def profile_captured(frame: Any, baseline: Any, columns: list[str]) -> Any:
     """Profile captured ``columns`` on the baseline's types and bin edges (a profile: its columns)."""
-    from helpers.stats.profile import FrameProfile, NumericProfile, profile_frame
+    from helpers.stats.profile import FrameProfile, NumericProfile
+    from helpers.stats.profiling import profile_frame
 
     if isinstance(frame, FrameProfile):  # profiled at scale (compute.scheduler is not pandas)
         return FrameProfile(frame.rows, {c: frame.columns[c] for c in columns if c in frame.columns})
@@ -117,7 +118,7 @@ def profile_captured(frame: Any, baseline: Any, columns: list[str]) -> Any:
 
 def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any:
     """Drift of the captured features against the champion's training rows."""
-    from helpers.stats.drift import compare_profiles
+    from helpers.stats.compare import compare_profiles
 
     features = [f for f in params.data.features if f in champion.baseline.columns]
     missing = [f for f in features if f not in frame.columns]
@@ -130,7 +131,7 @@ def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> An
 
 def prediction_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any | None:
     """Drift of the captured predictions against the champion's predictions on its training rows."""
-    from helpers.stats.drift import compare_profiles
+    from helpers.stats.compare import compare_profiles
 
     if PREDICTION not in frame.columns or PREDICTION not in champion.baseline.columns:
         return None
@@ -197,14 +198,15 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
         rows = len(captured)
         versions = sorted(map(str, captured["model_version"].dropna().unique())) if "model_version" in captured else []
     else:  # profiled file by file on Dask: only profiles and labelled rows come back
-        from helpers.stats import compute
+        from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
+        from helpers.stats.dask_cluster import runner
 
         columns = [*params.data.features, PREDICTION]
-        with compute.runner(params.compute) as run:
-            captured = compute.profile_captures(root, name, window.start, window.end, champion.baseline, columns,
-                                                params.compute, client=run.client)
-            labelled = compute.labelled_captures(root, name, window.start, window.end, params.compute,
-                                                 client=run.client)
+        with runner(params.compute) as run:
+            captured = profile_captures(root, name, window.start, window.end, champion.baseline, columns,
+                                        params.compute, client=run.client)
+            labelled = labelled_captures(root, name, window.start, window.end, params.compute,
+                                         client=run.client)
         rows = captured.rows
         versions = sorted(captured.columns["model_version"].counts) if "model_version" in captured.columns else []
     summary: dict[str, Any] = {

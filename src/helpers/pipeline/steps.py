@@ -40,12 +40,13 @@ def finish_investigate(ctx: StepContext, checks: list[Any]) -> dict[str, Any]:
 
 def write_baseline_profile(ctx: StepContext) -> Path:
     """Profile the baseline window's features and target (mergeable, JSON) for monitoring."""
-    from helpers.stats import drift, profile
+    from helpers.stats.column_types import infer_column_types
+    from helpers.stats.profiling import profile_frame
 
     baseline = data_mod.window(ctx.frame, ctx.params.windows.baseline)
     columns = [*ctx.params.data.features, ctx.params.data.target]
-    types, _notes = drift.infer_column_types(baseline, ctx.params.drift, columns)
-    prof = profile.profile_frame(baseline[columns], types, bins=ctx.params.drift.bins)
+    types, _notes = infer_column_types(baseline, ctx.params.drift, columns)
+    prof = profile_frame(baseline[columns], types, bins=ctx.params.drift.bins)
     path = ctx.run_dir / "baseline_profile.json"
     write_json(path, prof.to_dict())
     return path
@@ -209,15 +210,16 @@ PREDICTION = "prediction"  # the captured output column, as the scoring service 
 def write_monitoring_baseline(ctx: StepContext, model: Any, rows: pd.DataFrame) -> Path:
     """Profile the training rows' features, target and the model's predictions on them:
     what monitoring compares captured traffic with."""
-    from helpers.stats import drift, profile
+    from helpers.stats.column_types import infer_column_types
+    from helpers.stats.profiling import profile_frame
 
     params = ctx.params
     frame = rows[[*params.data.features, params.data.target]].copy()
     frame[PREDICTION] = model.predict(rows[params.data.features])
-    types, _notes = drift.infer_column_types(frame, params.drift, list(frame.columns))
+    types, _notes = infer_column_types(frame, params.drift, list(frame.columns))
     if params.data.task == "regression":
         types[PREDICTION] = types[params.data.target] = "numeric"
-    prof = profile.profile_frame(frame, types, bins=params.drift.bins)
+    prof = profile_frame(frame, types, bins=params.drift.bins)
     return write_json(ctx.run_dir / MONITORING_BASELINE, prof.to_dict())
 
 

@@ -30,7 +30,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from helpers.stats.drift import PVALUE_TESTS, DriftReport, FeatureDrift
+from helpers.stats.results import PVALUE_TESTS, DriftReport, FeatureDrift
 
 BASELINE, TARGET, DRIFT, OK, GREY = "#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#7f7f7f"
 PANEL = (4.2, 2.6)  # inches per small panel

@@ -26,7 +26,7 @@ from typing import Any
 
 from helpers.core.files import write_text
 from helpers.reports import drift_plots
-from helpers.stats.drift import TEST_LABEL, DriftReport, FeatureDrift, json_safe
+from helpers.stats.results import TEST_LABEL, DriftReport, FeatureDrift, json_safe
 
 MISSING = "n/a"  # shown for a number that could not be computed (the notes say why)
 

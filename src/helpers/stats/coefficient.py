@@ -1,0 +1,163 @@
+"""The drift coefficient: how well a classifier tells baseline rows from target rows.
+
+The drift coefficient is the Matthews correlation coefficient of a gradient boosting classifier
+trained to tell baseline rows from target rows, scored on a held-out stratified half (0 = the
+sides cannot be told apart, 1 = perfectly). Each feature's contribution is its permutation
+importance (drop in ROC AUC) normalised to sum to 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from helpers.core.config import DriftParams
+from helpers.stats.per_feature import Prepared
+from helpers.stats.profiling import category_label, numeric_array
+
+MAX_CLASSIFIER_CATEGORIES = 254  # HistGradientBoosting's limit; rarer categories share a code
+MIN_CLASSIFIER_ROWS = 10  # per side, for the drift coefficient
+CLASSIFIER_TREES = 50  # boosting iterations of the drift-coefficient classifier (learning rate 0.2)
+IMPORTANCE_ROWS = 1500  # held-out rows used for permutation importance (all copies scored at once)
+
+
+@dataclass
+class Coefficient:
+    """The drift coefficient and how it was obtained."""
+
+    value: float | None
+    mcc: float | None = None
+    contributions: dict[str, float] = field(default_factory=dict)
+    train_rows: int = 0
+    test_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def drift_coefficient(prepared: Sequence[Prepared], params: DriftParams) -> Coefficient:
+    """MCC of a classifier telling baseline rows from target rows, and feature contributions.
+
+    The same number of rows, up to ``coefficient_sample / 2``, is drawn from each side
+    (seeded), so the classes are balanced. The classifier (``HistGradientBoostingClassifier``)
+    is fitted on a stratified half and scored on the other half. Negative MCC is reported as 0.
+    """
+    if params.coefficient_sample <= 0:
+        return Coefficient(None, notes=["drift coefficient turned off (drift.coefficient_sample = 0)"])
+    if not prepared:
+        return Coefficient(None, notes=["drift coefficient not computed: no feature was compared"])
+    n_base, n_target = len(prepared[0].base_series), len(prepared[0].target_series)
+    if min(n_base, n_target) < MIN_CLASSIFIER_ROWS:
+        return Coefficient(
+            None,
+            notes=[f"drift coefficient not computed: fewer than {MIN_CLASSIFIER_ROWS} rows on a side"],
+        )
+    rng = np.random.default_rng(params.seed)
+    per_side = min(n_base, n_target, max(params.coefficient_sample // 2, MIN_CLASSIFIER_ROWS))
+    idx_b = sample_rows(n_base, per_side, rng)
+    idx_t = sample_rows(n_target, per_side, rng)
+    x, categorical = _design_matrix(prepared, idx_b, idx_t)
+    y = np.concatenate([np.zeros(idx_b.size, int), np.ones(idx_t.size, int)])
+    return _fit_coefficient(x, y, categorical, [p.name for p in prepared], params.seed)
+
+
+def sample_rows(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted positions of ``k`` of ``n`` rows drawn without replacement (all rows when ``n <= k``)."""
+    if n <= k:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def _design_matrix(
+    prepared: Sequence[Prepared], idx_b: np.ndarray, idx_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled rows of both sides as one float matrix, and which columns are categorical."""
+    columns = []
+    for prep in prepared:
+        sides = ((prep.base_series, idx_b), (prep.target_series, idx_t))
+        if prep.ctype == "numeric":
+            col = np.concatenate([numeric_array(s.iloc[i]) for s, i in sides])
+            col[np.isinf(col)] = np.nan
+        else:
+            codes = {label: float(min(i, MAX_CLASSIFIER_CATEGORIES)) for i, label in enumerate(prep.labels)}
+            col = np.concatenate([_category_codes(s.iloc[i], codes) for s, i in sides])
+        columns.append(col)
+    categorical = np.array([p.ctype == "categorical" for p in prepared], dtype=bool)
+    return np.column_stack(columns), categorical
+
+
+def _category_codes(series: pd.Series, codes: dict[str, float]) -> np.ndarray:
+    """Classifier codes of raw category values (missing as NaN, rare categories share one code)."""
+    present = series.dropna()
+    by_value = {v: codes.get(category_label(v), float(MAX_CLASSIFIER_CATEGORIES)) for v in present.unique()}
+    out = np.full(len(series), np.nan)
+    out[series.notna().to_numpy()] = present.map(by_value).to_numpy(dtype=float)
+    return out
+
+
+def _fit_coefficient(x: np.ndarray, y: np.ndarray, categorical: np.ndarray, names: list[str], seed: int) -> Coefficient:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import matthews_corrcoef
+    from sklearn.model_selection import train_test_split
+    from threadpoolctl import threadpool_limits
+
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.5, stratify=y, random_state=seed)
+    model = HistGradientBoostingClassifier(
+        max_iter=CLASSIFIER_TREES,
+        learning_rate=0.2,
+        categorical_features=categorical if categorical.any() else None,
+        early_stopping=False,
+        random_state=seed,
+    )
+    # One OpenMP thread: on a shared or busy machine, HistGradientBoosting's threads spin and
+    # run many times slower on samples this small.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model.fit(x_train, y_train)
+        mcc = float(matthews_corrcoef(y_test, model.predict(x_test)))
+        keep = sample_rows(y_test.size, IMPORTANCE_ROWS, np.random.default_rng(seed))
+        importance = permutation_importance(model, x_test[keep], y_test[keep], seed)
+    notes = []
+    if importance.sum() > 0:
+        contributions = dict(zip(names, (importance / importance.sum()).tolist(), strict=True))
+    else:
+        contributions = dict.fromkeys(names, 0.0)
+        notes.append("no feature helps tell the sides apart: all contributions are 0")
+    return Coefficient(
+        value=max(mcc, 0.0),
+        mcc=mcc,
+        contributions=contributions,
+        train_rows=int(y_train.size),
+        test_rows=int(y_test.size),
+        notes=notes,
+    )
+
+
+def permutation_importance(model: Any, x: np.ndarray, y: np.ndarray, seed: int, repeats: int = 3) -> np.ndarray:
+    """Mean drop in ROC AUC when each column is shuffled (negative drops as 0).
+
+    The same as ``sklearn.inspection.permutation_importance(scoring="roc_auc")`` in spirit, but
+    every shuffled copy is scored in one batched call, and AUC comes from ranks (Mann-Whitney U).
+    """
+    rng = np.random.default_rng(seed)
+    n, k = x.shape
+    stacked = np.tile(x, (k * repeats + 1, 1))
+    for block in range(k * repeats):
+        j = block // repeats
+        rows = slice((block + 1) * n, (block + 2) * n)
+        stacked[rows, j] = x[rng.permutation(n), j]
+    scores = model.decision_function(stacked).reshape(k * repeats + 1, n)
+    reference = roc_auc(y, scores[0])
+    aucs = np.array([roc_auc(y, row) for row in scores[1:]]).reshape(k, repeats)
+    return np.clip(reference - aucs.mean(axis=1), 0.0, None)
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve of binary labels ``y`` (0/1) from ranks, ties counted half."""
+    ranks = stats.rankdata(score)
+    positives = y == 1
+    n_pos = int(positives.sum())
+    n_neg = y.size - n_pos
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
