@@ -16,7 +16,7 @@ from helpers.core.config import load_params
 from helpers.modeling.data import window
 from helpers.monitoring import monitor
 from helpers.pipeline import context as pipeline
-from helpers.pipeline import retrain, steps
+from helpers.pipeline import retrain, train_step
 from helpers.registry import store as registry
 from helpers.serving.capture import CaptureWriter
 from helpers.serving.serve import ScoringService, replay
@@ -27,9 +27,9 @@ pytestmark = pytest.mark.slow
 def _champion(params_file: Path, run_dir: Path) -> str:
     """Train on January-April and release it, in process (what notebooks 03 and 04 do)."""
     ctx = pipeline.open_step("train", str(params_file), str(run_dir))
-    rows = steps.training_data(ctx)
-    model = steps.fit(ctx, rows.train)
-    summary = steps.register(ctx, model, rows, steps.evaluate(ctx, model, rows))
+    rows = train_step.training_data(ctx)
+    model = train_step.fit(ctx, rows.train)
+    summary = train_step.register(ctx, model, rows, train_step.evaluate(ctx, model, rows))
     version = summary["model"]["version"]
     registry.promote(registry.connect(ctx.params), ctx.params.mlflow.model_name, version)
     return version

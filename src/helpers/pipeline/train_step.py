@@ -1,0 +1,160 @@
+"""Step 3, split/train/evaluate: the split, the fit, the metrics, and the registered version
+with its lineage, predictions and monitoring baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from helpers.core import catalogue as names
+from helpers.core.catalogue import (
+    BASELINE_PROFILE,
+    CURRENT_PREDICTIONS,
+    MONITORING_BASELINE,
+    PREDICTION,
+    STEP_NOTEBOOK,
+    TEST_PREDICTIONS,
+)
+from helpers.core.files import write_json
+from helpers.modeling import train
+from helpers.modeling.data import file_sha256
+from helpers.pipeline.context import StepContext
+from helpers.pipeline.drift_step import drift_windows, window_table
+from helpers.pipeline.manifest import git_state
+from helpers.registry import store
+from helpers.stats.column_types import infer_column_types
+from helpers.stats.profiling import profile_frame
+
+
+@dataclass
+class TrainingData:
+    """Train and test rows from the baseline window, and the labelled current window."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    current: pd.DataFrame
+
+
+def training_data(ctx: StepContext) -> TrainingData:
+    """Split the baseline window (time-aware by default) and take the current window."""
+    baseline, current = drift_windows(ctx)
+    train_rows, test_rows = train.split(baseline, ctx.params.split)
+    return TrainingData(train=train_rows, test=test_rows, current=current)
+
+
+def split_table(rows: TrainingData) -> pd.DataFrame:
+    """Rows and time span of train, test and current rows."""
+    return window_table(train=rows.train, test=rows.test, current=rows.current)
+
+
+def fit(ctx: StepContext, rows: pd.DataFrame) -> Any:
+    """Build the configured model and fit it on ``rows``."""
+    model = train.build_model(ctx.params, rows)
+    return model.fit(rows[ctx.params.data.features], rows[ctx.params.data.target])
+
+
+@dataclass
+class Evaluation:
+    """Metrics and predictions of a model on the test rows and the current rows."""
+
+    metrics: pd.DataFrame  # one column per row set
+    test: pd.DataFrame  # predictions frames
+    current: pd.DataFrame
+
+
+def evaluate(ctx: StepContext, model: Any, rows: TrainingData) -> Evaluation:
+    """Metrics on the held-out test rows and on the current window, with predictions."""
+    test_metrics, test_pred = train.evaluate(model, rows.test, ctx.params)
+    current_metrics, current_pred = train.evaluate(model, rows.current, ctx.params)
+    table = pd.DataFrame({"test": test_metrics, "current": current_metrics})
+    return Evaluation(
+        metrics=table,
+        test=train.predictions_frame(rows.test, test_pred, ctx.params),
+        current=train.predictions_frame(rows.current, current_pred, ctx.params),
+    )
+
+
+def lineage(ctx: StepContext) -> dict[str, str]:
+    """Tags tying a model version to its run, code, data, params and reports."""
+    git = git_state(Path(ctx.params.run.notebooks).parent)
+    data_path = Path(ctx.params.data.path)
+    return {
+        names.LINEAGE_RUN_ID: ctx.run_dir.name,
+        names.LINEAGE_RUN_DIR: str(ctx.run_dir),
+        names.LINEAGE_GIT_COMMIT: str(git["commit"]),
+        names.LINEAGE_GIT_DIRTY: str(git["dirty"]),
+        names.LINEAGE_DATA_PATH: str(data_path),
+        names.LINEAGE_DATA_SHA256: file_sha256(data_path) if data_path.is_file() else "glob",
+        names.LINEAGE_PARAMS_HASH: ctx.params.params_hash,
+        names.LINEAGE_BASELINE_WINDOW: f"{ctx.params.windows.baseline.start}..{ctx.params.windows.baseline.end}",
+        names.LINEAGE_CURRENT_WINDOW: f"{ctx.params.windows.current.start}..{ctx.params.windows.current.end}",
+        names.LINEAGE_REPORTS: ",".join(str(ctx.run_dir / name) for name in _report_pages()),
+    }
+
+
+def _report_pages() -> list[str]:
+    """The HTML pages of a run, in step order (rendered notebooks and the drift report)."""
+    pages = [name.removesuffix(".ipynb") + ".html" for name in STEP_NOTEBOOK.values()]
+    pages.insert(2, names.DRIFT_REPORT_HTML)
+    return pages
+
+
+def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evaluation) -> dict[str, Any]:
+    """Log the run and model to MLflow, register a new version (alias ``challenger``),
+    save predictions and write ``evaluation.json``. Returns the summary."""
+    import mlflow
+
+    store.connect(ctx.params)
+    evaluation.test.to_parquet(ctx.run_dir / TEST_PREDICTIONS, index=False)
+    evaluation.current.to_parquet(ctx.run_dir / CURRENT_PREDICTIONS, index=False)
+    with mlflow.start_run(run_name=f"train {ctx.run_dir.name}") as run:
+        mlflow.log_params(_flat_params(ctx))
+        for split_name, column in evaluation.metrics.items():
+            mlflow.log_metrics({f"{split_name}_{k}": float(v) for k, v in column.items()})
+        profile = ctx.run_dir / BASELINE_PROFILE
+        if profile.is_file():
+            mlflow.log_artifact(str(profile), artifact_path="baseline")
+        mlflow.log_artifact(str(write_monitoring_baseline(ctx, model, rows.train)), artifact_path="baseline")
+        ref = store.log_model(model, rows.train, ctx.params, lineage(ctx))
+    test_metrics = evaluation.metrics["test"].to_dict()
+    summary = {
+        "mlflow_run_id": run.info.run_id,
+        "model": ref.to_dict(),
+        "task": ctx.params.data.task,
+        "metrics": {name: col.to_dict() for name, col in evaluation.metrics.items()},
+        "rows": {"train": len(rows.train), "test": len(rows.test), "current": len(rows.current)},
+        "predictions": {"test": TEST_PREDICTIONS, "current": CURRENT_PREDICTIONS},
+        "headline": {"version": ref.version, **{k: float(v) for k, v in test_metrics.items()}},
+    }
+    ctx.write_summary(summary)
+    return summary
+
+
+def write_monitoring_baseline(ctx: StepContext, model: Any, rows: pd.DataFrame) -> Path:
+    """Profile the training rows' features, target and the model's predictions on them:
+    what monitoring compares captured traffic with."""
+    params = ctx.params
+    frame = rows[[*params.data.features, params.data.target]].copy()
+    frame[PREDICTION] = model.predict(rows[params.data.features])
+    types, _notes = infer_column_types(frame, params.drift, list(frame.columns))
+    if params.data.task == "regression":
+        types[PREDICTION] = types[params.data.target] = "numeric"
+    prof = profile_frame(frame, types, bins=params.drift.bins)
+    return write_json(ctx.run_dir / MONITORING_BASELINE, prof.to_dict())
+
+
+def _flat_params(ctx: StepContext) -> dict[str, str]:
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), child)
+        else:
+            flat[prefix] = str(value)[:500]
+
+    walk("", {k: v for k, v in ctx.params.to_dict().items() if k in ("data", "windows", "split", "model")})
+    return flat
