@@ -24,7 +24,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = """import numpy, pandas, scipy.stats, sklearn.ensemble, matplotlib.pyplot, mlflow
-import helpers.pipeline, helpers.steps"""
+import helpers.pipeline.runner, helpers.pipeline.context"""
 
 
 def floor_once(folder: Path) -> float:

@@ -11,7 +11,7 @@ sides is a feature. ``--params`` takes either a full driftgate params file (its 
 only ``drift:``, ``alerts:`` and ``compute:`` sections; ``-p drift.correction=bonferroni``
 overrides one key either way. With ``compute.scheduler`` other than ``pandas`` (``local``, or
 ``tcp://host:8786``), Parquet files and globs are compared partition by partition on Dask
-(:func:`helpers.compute.compare_at_scale`), so they need not fit in memory.
+(:func:`helpers.stats.scale.compare_at_scale`), so they need not fit in memory.
 
 Exit status: 0, or 1 when drift is found and ``--fail-on-drift`` is given (for CI gates). Bad
 input raises :class:`~helpers.errors.DataError` or :class:`~helpers.errors.ParamsError`, which
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core import config
+from helpers.core.catalogue import ALERTS_FILE
 from helpers.core.config import AlertParams, ComputeParams, DriftParams
 from helpers.core.errors import ParamsError
 
@@ -41,7 +42,7 @@ class DriftSettings:
     alerts: AlertParams = field(default_factory=AlertParams)
     compute: ComputeParams = field(default_factory=ComputeParams)
     features: list[str] | None = None
-    alerts_file: Path = Path("outputs/alerts.jsonl")
+    alerts_file: Path = Path("outputs") / ALERTS_FILE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -109,7 +110,7 @@ def load_settings(path: str | None, overrides: list[str] | None = None) -> Drift
         alerts=params.alerts,
         compute=params.compute,
         features=list(params.data.features) or None,
-        alerts_file=params.outputs_dir / "alerts.jsonl",
+        alerts_file=params.outputs_dir / ALERTS_FILE,
     )
 
 

@@ -1,7 +1,7 @@
 """Alert sinks: a JSONL file (always), an HTTP webhook and email over SMTP.
 
 :func:`send_alert` delivers one alert (a JSON-ready dict) to every sink configured in
-:class:`~helpers.config.AlertParams`. A sink that fails does not stop the others: its failure
+:class:`~helpers.core.config.AlertParams`. A sink that fails does not stop the others: its failure
 is returned as a :class:`SinkResult` and recorded next to the alert in the file sink, which is
 written in every case (one JSON object per line, with the delivery results).
 

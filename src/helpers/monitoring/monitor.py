@@ -27,7 +27,7 @@ from helpers.core.catalogue import ALERTS_FILE, CHAMPION, MONITORING_BASELINE, M
 from helpers.core.config import KNOWN_METRICS, Params
 from helpers.core.errors import DataError, RegistryError
 from helpers.core.files import write_json, write_text
-from helpers.registry import store as registry
+from helpers.registry import store
 
 PERIODS = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1),
            "week": pd.Timedelta(weeks=1), "month": pd.Timedelta(days=30)}
@@ -83,9 +83,9 @@ def load_champion(params: Params) -> Champion:
 
     from helpers.stats.profile import FrameProfile
 
-    client = registry.connect(params)
+    client = store.connect(params)
     name = params.mlflow.model_name
-    mv = registry.version_with_alias(client, name, CHAMPION)
+    mv = store.version_with_alias(client, name, CHAMPION)
     if mv is None:
         raise RegistryError(f"models:/{name}@champion: no champion to monitor; release one with driftgate run")
     try:
