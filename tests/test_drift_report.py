@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ from matplotlib.figure import Figure
 
 from helpers.core.config import DriftParams
 from helpers.reports import drift_plots, drift_report
+from helpers.reports.monitor_page import render_monitor_page
 from helpers.stats.compare import compare
 from helpers.stats.results import DriftReport
 
@@ -126,3 +128,35 @@ def test_html_of_twenty_features_stays_under_the_size_limit(tmp_path: Path) -> N
     path = drift_report.write_html(report, tmp_path / "big.html")
     assert path.stat().st_size < MAX_HTML_BYTES
     assert report.feature("num0").drifted and report.feature("cat0").drifted
+
+
+def test_html_escapes_feature_names_and_keeps_them_in_the_data(tmp_path: Path) -> None:
+    base, target = _frames(n=200, numeric=1, categorical=1)
+    evil = "<script>alert('x')</script>"
+    base[evil], target[evil] = base["num0"], target["num0"] + 2
+    report = compare(base, target, DriftParams(coefficient_sample=0))
+    page = drift_report.write_html(report, tmp_path / "evil.html", title=evil).read_text()
+    assert "<script>alert" not in page and "</script>alert" not in page
+    assert not re.search(r"<script(?! type=\"application/json\")", page)
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert f"<title>{html.escape(evil, quote=False)}</title>".replace("'", "&#39;") in page
+    match = re.search(r'<script type="application/json" id="drift-data">(.*?)</script>', page, re.S)
+    assert match is not None and "<" not in match.group(1)
+    assert evil in [f["feature"] for f in json.loads(match.group(1))["features"]]
+
+
+def test_monitor_page_extends_the_drift_report(report: DriftReport) -> None:
+    summary = {"model": "bikes", "champion": "3", "window": ["2026-11-30", "2026-12-01"], "rows": 744,
+               "labelled_rows": 10, "versions_seen": ["3"], "decision": "drift", "reason": "features <drifted>",
+               "performance": {"metrics": {"rmse": 70.123}},
+               "prediction_drift": {"test": "psi", "statistic": 0.3, "drifted": True}}
+    page = render_monitor_page(summary, report)
+    head, sections = page.split("<h2>", 1)
+    assert "DRIFT DETECTED" in head or "NO DRIFT" in head
+    assert sections.startswith("Monitoring summary</h2>")
+    assert sections.index("Monitoring summary") < sections.index("Per-feature decisions")
+    assert "<tr><th>reason</th><td>features &lt;drifted&gt;</td></tr>" in page
+    assert "<tr><th>rmse on labelled captures</th><td>70.12</td></tr>" in page
+    assert "<title>Monitoring bikes v3: 2026-11-30 to 2026-12-01</title>" in page
+    alone = render_monitor_page({**summary, "decision": "no decision"}, None)
+    assert "Monitoring summary" in alone and "Per-feature decisions" not in alone and "drift-data" not in alone

@@ -15,7 +15,6 @@ Example
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from helpers.core.config import KNOWN_METRICS, Params
 from helpers.core.errors import DataError, RegistryError
 from helpers.core.files import write_json, write_text
 from helpers.registry import store
+from helpers.reports.monitor_page import render_monitor_page
 
 PERIODS = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1),
            "week": pd.Timedelta(weeks=1), "month": pd.Timedelta(days=30)}
@@ -224,7 +224,7 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
         summary.update(_decision(report, pred, perf))
     out_dir = params.outputs_dir / MONITORING_DIR
     stem = f"{name}-{window.label}"
-    html_path = write_text(out_dir / f"{stem}.html", render(summary, report, pred))
+    html_path = write_text(out_dir / f"{stem}.html", render_monitor_page(summary, report))
     summary["report_html"] = str(html_path)
     summary["alerts"] = _alert(summary, params)
     result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json", window=window,
@@ -265,36 +265,3 @@ def _alert(summary: dict[str, Any], params: Params) -> list[dict[str, Any]]:
              "text": f"Driftgate monitor: {summary['decision']} for {summary['model']} "
                      f"v{summary['champion']} in {summary['window'][0]}..{summary['window'][1]}: {summary['reason']}"}
     return [asdict(r) for r in send_alert(alert, params.alerts, params.outputs_dir / ALERTS_FILE)]
-
-
-# --------------------------------------------------------------------------- report
-
-
-def render(summary: dict[str, Any], report: Any | None, pred: Any | None) -> str:
-    """The monitoring page: the window's verdict, performance and prediction drift on top of the
-    feature drift report."""
-    from helpers.reports.drift_report import render_html
-
-    title = f"Monitoring {summary['model']} v{summary['champion']}: {summary['window'][0]} to {summary['window'][1]}"
-    header = _monitor_section(summary)
-    if report is None:
-        return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                f"</head><body style='font-family:sans-serif;margin:2rem'><h1>{html.escape(title)}</h1>{header}"
-                "</body></html>")
-    page = render_html(report, title=title)
-    return page.replace("<h2>", header + "<h2>", 1)
-
-
-def _monitor_section(summary: dict[str, Any]) -> str:
-    rows = [("decision", summary.get("decision")), ("reason", summary.get("reason")),
-            ("captured rows", summary.get("rows")), ("rows with feedback", summary.get("labelled_rows")),
-            ("model versions seen", ", ".join(summary.get("versions_seen", [])))]
-    perf = summary.get("performance") or {}
-    for key, value in (perf.get("metrics") or {}).items():
-        rows.append((f"{key} on labelled captures", f"{value:.4g}"))
-    pred = summary.get("prediction_drift")
-    if pred:
-        rows.append(("prediction drift", f"{pred.get('test')} = {pred.get('statistic')} "
-                                         f"({'drift' if pred.get('drifted') else 'no drift'})"))
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f"<h2>Monitoring summary</h2><table>{body}</table>"

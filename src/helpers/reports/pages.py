@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from typing import Any
 
 from helpers.core.files import read_json, write_text
+from helpers.reports.render import write_page
 
 _REMOTE_SCRIPT = re.compile(
     r"<script[^>]+src=\"https?://[^\"]+\"[^>]*>\s*</script>"  # a script loaded from a CDN
@@ -32,111 +32,79 @@ def notebook_to_html(notebook: Path) -> Path:
 
 # --------------------------------------------------------------------------- index page
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
-h1{font-size:1.5rem} table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}
-th{background:#f4f4f4} .succeeded{color:#17702f;font-weight:600} .failed{color:#b3261e;font-weight:600}
-.running,.interrupted{color:#8a6d00;font-weight:600} .promoted{color:#17702f} .blocked{color:#b3261e}
-.muted{color:#777;font-size:.8rem} a{color:#0b57d0}
-"""
-
 
 def write_index(outputs_dir: Path) -> Path:
     """Write ``outputs/index.html``: every run, newest first, with status, metrics, drift, gate."""
-    runs_dir = Path(outputs_dir) / "runs"
+    outputs_dir = Path(outputs_dir)
+    runs_dir = outputs_dir / "runs"
     manifests = []
     for path in sorted(runs_dir.glob("*/manifest.json"), reverse=True):
         try:
             manifests.append(read_json(path))
         except (OSError, ValueError):
             continue
-    rows = "\n".join(_index_row(m) for m in manifests)
-    monitoring = _page_links(Path(outputs_dir), "monitoring", "Monitoring reports")
-    monitoring += _page_links(Path(outputs_dir), "releases", "Approvals and rollbacks")
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Driftgate runs</title><style>{_STYLE}</style></head><body>
-<h1>Driftgate runs</h1>
-<p class="muted">{len(manifests)} run(s) in {html.escape(str(runs_dir))}, newest first.</p>
-<table><thead><tr><th>run</th><th>status</th><th>started (UTC)</th><th>duration</th>
-<th>metrics</th><th>drift</th><th>release</th><th>reports</th></tr></thead>
-<tbody>
-{rows}
-</tbody></table>
-{monitoring}
-</body></html>
-"""
-    return write_text(Path(outputs_dir) / "index.html", page)
+    sections = [_page_list(outputs_dir, "monitoring", "Monitoring reports"),
+                _page_list(outputs_dir, "releases", "Approvals and rollbacks")]
+    return write_page(outputs_dir / "index.html", "index.html", title="Driftgate runs", runs_dir=str(runs_dir),
+                      rows=[index_row(m) for m in manifests], sections=[s for s in sections if s["pages"]])
 
 
-def _index_row(manifest: dict[str, Any]) -> str:
-    run_id = manifest.get("run_id", "?")
-    status = manifest.get("status", "?")
+def index_row(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the index shows of one run (text only; the template makes the markup)."""
+    run_id = str(manifest.get("run_id", "?"))
     summaries = manifest.get("summaries", {})
-    links = [
-        f'<a href="runs/{run_id}/{html.escape(s["html"])}">{html.escape(s["name"])}</a>'
-        for s in manifest.get("steps", []) if s.get("html")
-    ]
-    for extra in manifest.get("extra_reports") or []:
-        label = html.escape(extra.removesuffix(".html").replace("_", " "))
-        links.append(f'<a href="runs/{run_id}/{html.escape(extra)}">{label}</a>')
-    links.append(f'<a href="runs/{run_id}/manifest.json">manifest</a>')
-    error = next((s.get("error") for s in manifest.get("steps", []) if s.get("error")), None)
-    status_cell = f'<span class="{status}">{status}</span>'
-    if error:
-        status_cell += f'<div class="muted">{html.escape(error)}</div>'
-    duration = manifest.get("duration_s")
-    return (
-        f"<tr><td>{html.escape(run_id)}</td><td>{status_cell}</td>"
-        f"<td>{html.escape(str(manifest.get('start', '')))}</td>"
-        f"<td>{'' if duration is None else f'{duration:.0f} s'}</td>"
-        f"<td>{_metrics_cell(summaries.get('train', {}))}</td>"
-        f"<td>{_drift_cell(summaries.get('drift', {}))}</td>"
-        f"<td>{_release_cell(summaries.get('deploy', {}), run_id)}</td>"
-        f"<td>{' · '.join(links)}</td></tr>"
-    )
+    steps = manifest.get("steps", [])
+    links = [{"file": s["html"], "label": s["name"]} for s in steps if s.get("html")]
+    links += [{"file": extra, "label": extra.removesuffix(".html").replace("_", " ")}
+              for extra in manifest.get("extra_reports") or []]
+    links.append({"file": "manifest.json", "label": "manifest"})
+    return {
+        "run_id": run_id,
+        "status": str(manifest.get("status", "?")),
+        "error": next((s.get("error") for s in steps if s.get("error")), None),
+        "start": str(manifest.get("start", "")),
+        "duration": manifest.get("duration_s"),
+        "metrics": metrics_text(summaries.get("train", {})),
+        "drift": drift_text(summaries.get("drift", {})),
+        "release": release_badge(summaries.get("deploy", {})),
+        "links": links,
+    }
 
 
-def _metrics_cell(headline: dict[str, Any]) -> str:
+def metrics_text(headline: dict[str, Any]) -> str:
+    """``v3 rmse 68.8, r2 0.71`` from the train step's headline."""
     parts = [f"{k} {v:.3g}" for k, v in headline.items() if isinstance(v, int | float) and k != "version"]
     version = headline.get("version")
     prefix = f"v{version} " if version else ""
-    return html.escape(prefix + ", ".join(parts))
+    return prefix + ", ".join(parts)
 
 
-def _drift_cell(headline: dict[str, Any]) -> str:
+def drift_text(headline: dict[str, Any]) -> str:
+    """``drift, 60% of features, coefficient 0.93`` from the drift step's headline."""
     if not headline:
         return ""
     share = headline.get("share_drifted")
     coefficient = headline.get("coefficient")
-    verdict = "drift" if headline.get("drifted") else "no drift"
-    bits = [verdict]
+    bits = ["drift" if headline.get("drifted") else "no drift"]
     if share is not None:
         bits.append(f"{share:.0%} of features")
     if coefficient is not None:
         bits.append(f"coefficient {coefficient:.2f}")
-    return html.escape(", ".join(bits))
+    return ", ".join(bits)
 
 
-def _release_cell(headline: dict[str, Any], run_id: str) -> str:
-    """The release decision, linked to the run's release page when it has one."""
+def release_badge(headline: dict[str, Any]) -> dict[str, str] | None:
+    """The release decision: its text, its CSS class and the run's release page (if any)."""
     if not headline:
-        return ""
+        return None
     decision = str(headline.get("decision", ""))
-    css = {"promoted": "promoted", "waiting": "running"}.get(decision, "blocked")
     version = headline.get("version")
-    text = f"{decision} v{version}" if version else decision
-    cell = f'<span class="{css}">{html.escape(text)}</span>'
-    page = headline.get("release_page")
-    if page:
-        cell = f'<a href="runs/{html.escape(run_id)}/{html.escape(str(page))}">{cell}</a>'
-    return cell
+    return {"text": f"{decision} v{version}" if version else decision,
+            "css": {"promoted": "promoted", "waiting": "running"}.get(decision, "blocked"),
+            "page": str(headline.get("release_page") or "")}
 
 
-def _page_links(outputs_dir: Path, folder: str, heading: str) -> str:
-    """A list of the HTML pages in ``outputs/<folder>/``, newest first (their names sort by time)."""
-    pages = sorted((outputs_dir / folder).glob("*.html"), reverse=True)
-    if not pages:
-        return ""
-    items = "".join(f'<li><a href="{folder}/{p.name}">{html.escape(p.stem)}</a></li>' for p in pages)
-    return f"<h2>{html.escape(heading)}</h2><ul>{items}</ul>"
+def _page_list(outputs_dir: Path, folder: str, heading: str) -> dict[str, Any]:
+    """The HTML pages in ``outputs/<folder>/``, newest first (their names sort by time)."""
+    return {"heading": heading, "folder": folder,
+            "pages": sorted((outputs_dir / folder).glob("*.html"), reverse=True)}
