@@ -15,20 +15,11 @@ import pandas as pd
 import pytest
 
 from helpers.core.errors import DataError
-from helpers.serving.capture import (
-    CAPTURE_COLUMNS,
-    CaptureRecord,
-    CaptureWriter,
-    FeedbackRecord,
-    count_rows,
-    day_dir,
-    join_feedback,
-    read_captures,
-    read_feedback,
-    read_labeled_captures,
-    safe_component,
-)
-from helpers.serving.serve import ScoringService, ServeClient
+from helpers.serving.capture_read import count_rows, join_feedback, read_captures, read_feedback, read_labeled_captures
+from helpers.serving.capture_records import CAPTURE_COLUMNS, CaptureRecord, FeedbackRecord
+from helpers.serving.capture_store import CaptureWriter, day_dir, safe_component
+from helpers.serving.client import ServeClient
+from helpers.serving.service import ScoringService
 from serve_fixtures import RegisteredModels, registered  # noqa: F401 - the fixture
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -142,7 +133,8 @@ def test_hard_kill_keeps_what_was_flushed(tmp_path: Path) -> None:
         f"""
         import sys, time
         import numpy as np, pandas as pd
-        from helpers.serving.capture import CaptureRecord, CaptureWriter
+        from helpers.serving.capture_records import CaptureRecord
+        from helpers.serving.capture_store import CaptureWriter
         writer = CaptureWriter({str(tmp_path)!r}, flush_interval=0.1).start()
         for i in range(200):
             frame = pd.DataFrame({{"x": [float(i)]}})

@@ -287,7 +287,7 @@ def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: p
     from conftest import DATA, write_params
     from helpers.core.config import load_params
     from helpers.monitoring import monitor
-    from helpers.serving.capture import read_captures, read_labeled_captures
+    from helpers.serving.capture_read import read_captures, read_labeled_captures
 
     params_file = write_params(tmp_path)
     params = load_params(params_file)

@@ -17,8 +17,9 @@ from helpers.monitoring import monitor
 from helpers.pipeline import runner as pipeline
 from helpers.pipeline import steps
 from helpers.registry import store as registry
-from helpers.serving.capture import CaptureWriter
-from helpers.serving.serve import ScoringService, replay
+from helpers.serving.capture_store import CaptureWriter
+from helpers.serving.replay import replay
+from helpers.serving.service import ScoringService
 
 pytestmark = pytest.mark.slow
 

@@ -177,8 +177,8 @@ class MonitorResult:
 def run_monitor(params: Params, params_file: str, overrides: list[str] | None = None, *,
                 window: Window | None = None, retrain: bool | None = None) -> MonitorResult:
     """Monitor one window of captured traffic; alert and retrain as the params say."""
-    from helpers.serving.capture import read_captures, read_labeled_captures
-    from helpers.serving.serve import capture_dir_for
+    from helpers.core.paths import capture_dir_for
+    from helpers.serving.capture_read import read_captures, read_labeled_captures
 
     window = window or resolve_window(params.monitor.period)
     champion = load_champion(params)

@@ -111,8 +111,8 @@ def comparison_rows(params: Params, frame: pd.DataFrame, which: str) -> pd.DataF
 def captured_rows(params: Params) -> pd.DataFrame:
     """Rows the scoring service captured for the model in the last ``captured_days`` days that
     received feedback, with the feedback as the target column."""
-    from helpers.serving.capture import read_labeled_captures
-    from helpers.serving.serve import capture_dir_for
+    from helpers.core.paths import capture_dir_for
+    from helpers.serving.capture_read import read_labeled_captures
 
     rule = params.gates.champion
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=rule.captured_days)
@@ -207,7 +207,7 @@ def smoke_check(params: Params, uri: str, rows: pd.DataFrame, expected: np.ndarr
     features = rows[params.data.features]
     atol = params.gates.smoke_tolerance
     try:
-        from helpers.serving.serve import smoke_test as serve_smoke_test
+        from helpers.serving.smoke import smoke_test as serve_smoke_test
     except ImportError:
         got = registry.load(uri).predict(features)
         return compare_predictions("smoke test", uri, got, expected, atol)

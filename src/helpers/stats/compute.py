@@ -973,9 +973,9 @@ def profile_like(
 
 def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: Any) -> list[str]:
     """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``."""
-    from helpers.serving.capture import _files
+    from helpers.serving.capture_read import capture_files
 
-    return [str(p) for p in _files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))]
+    return [str(p) for p in capture_files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))]
 
 
 def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, baseline: FrameProfile,
@@ -1002,7 +1002,7 @@ def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, en
     Only captured rows that have feedback travel back; the feedback table is sent to each
     worker once.
     """
-    from helpers.serving.capture import read_feedback
+    from helpers.serving.capture_read import read_feedback
 
     feedback = read_feedback(capture_dir, model, start, None)
     files = captured_files(capture_dir, model, start, end)
@@ -1019,7 +1019,7 @@ def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, en
 
 
 def _labelled_part(part: Any, window: RowFilter, feedback: pd.DataFrame) -> pd.DataFrame:
-    from helpers.serving.capture import join_feedback
+    from helpers.serving.capture_read import join_feedback
 
     frame = _read(part, None).copy()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
