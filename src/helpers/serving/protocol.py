@@ -43,6 +43,7 @@ def parse_request(body: bytes, content_type: str | None, schema: InputSchema | N
 
     Examples
     --------
+    >>> from helpers.serving.schema import ColumnSpec
     >>> schema = InputSchema((ColumnSpec("a", "long"), ColumnSpec("b", "string")))
     >>> parse_request(b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1, "x"]]}}',
     ...               "application/json", schema).to_dict("records")
