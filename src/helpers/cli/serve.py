@@ -169,7 +169,7 @@ def window_rows(params: Params, path: str, start: str, end: str) -> pd.DataFrame
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.serve_cli serve|replay ...`` without the rest of the CLI."""
+    """``python -m helpers.cli.serve serve|replay ...`` without the rest of the CLI."""
     parser = argparse.ArgumentParser(prog="driftgate")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return dispatch(parser.parse_args(argv))
