@@ -42,9 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from helpers.core.config import Params, load_params  # noqa: E402
+from helpers.modeling.captures import count_rows, read_captures  # noqa: E402
 from helpers.modeling.data import load_frame, window  # noqa: E402
-from helpers.serving.capture import count_rows, read_captures  # noqa: E402
-from helpers.serving.serve import encode_frame  # noqa: E402
+from helpers.serving.protocol import encode_frame  # noqa: E402
 
 MODEL_NAME = "bike-bench"
 JSON_HEADERS = {"Content-Type": "application/json"}

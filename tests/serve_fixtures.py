@@ -144,6 +144,7 @@ def write_serve_params(folder: Path, models: RegisteredModels, **serve: object) 
     raw = yaml.safe_load((ROOT / "params" / "ci.yaml").read_text())
     raw["data"]["path"] = str(DATA)
     raw["outputs"] = {"dir": str(folder / "outputs")}
+    raw.setdefault("run", {})["notebooks"] = str(ROOT / "notebooks")
     raw["mlflow"] = {**raw.get("mlflow", {}), "tracking_uri": models.tracking_uri, "model_name": models.name}
     raw["serve"] = {"port": 0, "flush_interval": 0.2, **serve}
     path = folder / "params.yaml"

@@ -15,11 +15,8 @@ import pandas as pd
 import pytest
 
 from helpers.core.errors import DataError
-from helpers.serving.capture import (
+from helpers.modeling.captures import (
     CAPTURE_COLUMNS,
-    CaptureRecord,
-    CaptureWriter,
-    FeedbackRecord,
     count_rows,
     day_dir,
     join_feedback,
@@ -28,7 +25,10 @@ from helpers.serving.capture import (
     read_labeled_captures,
     safe_component,
 )
-from helpers.serving.serve import ScoringService, ServeClient
+from helpers.serving.capture_records import CaptureRecord, FeedbackRecord
+from helpers.serving.capture_store import CaptureWriter
+from helpers.serving.client import ServeClient
+from helpers.serving.service import ScoringService
 from serve_fixtures import RegisteredModels, registered  # noqa: F401 - the fixture
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -142,7 +142,8 @@ def test_hard_kill_keeps_what_was_flushed(tmp_path: Path) -> None:
         f"""
         import sys, time
         import numpy as np, pandas as pd
-        from helpers.serving.capture import CaptureRecord, CaptureWriter
+        from helpers.serving.capture_records import CaptureRecord
+        from helpers.serving.capture_store import CaptureWriter
         writer = CaptureWriter({str(tmp_path)!r}, flush_interval=0.1).start()
         for i in range(200):
             frame = pd.DataFrame({{"x": [float(i)]}})

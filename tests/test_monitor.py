@@ -18,8 +18,9 @@ from helpers.monitoring import monitor
 from helpers.pipeline import context as pipeline
 from helpers.pipeline import retrain, train_step
 from helpers.registry import store as registry
-from helpers.serving.capture import CaptureWriter
-from helpers.serving.serve import ScoringService, replay
+from helpers.serving.capture_store import CaptureWriter
+from helpers.serving.replay import replay
+from helpers.serving.service import ScoringService
 
 pytestmark = pytest.mark.slow
 

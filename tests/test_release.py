@@ -213,8 +213,9 @@ def _capture_with_feedback(params, rows, labelled: int) -> None:
     first ``labelled`` of them."""
     import numpy as np
 
-    from helpers.serving.capture import CaptureRecord, CaptureWriter, FeedbackRecord
-    from helpers.serving.serve import capture_dir_for
+    from helpers.core.paths import capture_dir_for
+    from helpers.serving.capture_records import CaptureRecord, FeedbackRecord
+    from helpers.serving.capture_store import CaptureWriter
 
     name, features = params.mlflow.model_name, rows[params.data.features].reset_index(drop=True)
     with CaptureWriter(capture_dir_for(params)) as writer:

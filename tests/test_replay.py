@@ -16,8 +16,10 @@ import pytest
 from helpers.cli.serve import window_rows
 from helpers.core.config import load_params
 from helpers.core.errors import DataError, ServeError
-from helpers.serving.capture import CaptureWriter, read_captures, read_labeled_captures
-from helpers.serving.serve import ScoringService, replay
+from helpers.modeling.captures import read_captures, read_labeled_captures
+from helpers.serving.capture_store import CaptureWriter
+from helpers.serving.replay import replay
+from helpers.serving.service import ScoringService
 from serve_fixtures import (
     FEATURES,
     TARGET,

@@ -14,22 +14,15 @@ import pandas as pd
 import pytest
 
 from helpers.core.errors import RegistryError, ServeError
-from helpers.serving.capture import CaptureWriter, read_captures
-from helpers.serving.serve import (
-    ColumnSpec,
-    InputError,
-    InputSchema,
-    LoadedModel,
-    ModelRef,
-    ScoreJob,
-    ScoringService,
-    ServeClient,
-    check_inputs,
-    encode_frame,
-    parse_request,
-    score_jobs,
-    smoke_test,
-)
+from helpers.modeling.captures import read_captures
+from helpers.serving.capture_store import CaptureWriter
+from helpers.serving.client import ServeClient
+from helpers.serving.models import LoadedModel, ModelRef
+from helpers.serving.protocol import encode_frame, parse_request
+from helpers.serving.schema import ColumnSpec, InputError, InputSchema, check_inputs
+from helpers.serving.scorer import ScoreJob, score_jobs
+from helpers.serving.service import ScoringService
+from helpers.serving.smoke import smoke_test
 from serve_fixtures import (
     FEATURES,
     RegisteredModels,

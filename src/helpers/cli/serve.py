@@ -63,7 +63,7 @@ def _add_params_args(parser: argparse.ArgumentParser) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT, then stop gracefully; exit code 0."""
     from helpers.core.config import load_params
-    from helpers.serving.serve import service_from_params
+    from helpers.serving.configure import service_from_params
 
     params = load_params(args.params, args.overrides)
     _quiet_mlflow()
@@ -113,7 +113,7 @@ def _quiet_mlflow() -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     """Send a window's rows as traffic and their labels as feedback; print a summary."""
     from helpers.core.config import load_params
-    from helpers.serving.serve import replay
+    from helpers.serving.replay import replay
 
     params = load_params(args.params, args.overrides)
     rows = window_rows(params, args.data or params.data.path, args.start, args.end)
@@ -169,7 +169,7 @@ def window_rows(params: Params, path: str, start: str, end: str) -> pd.DataFrame
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m helpers.serve_cli serve|replay ...`` without the rest of the CLI."""
+    """``python -m helpers.cli.serve serve|replay ...`` without the rest of the CLI."""
     parser = argparse.ArgumentParser(prog="driftgate")
     register(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return dispatch(parser.parse_args(argv))

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: Any) -> list[str]:
     """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``."""
-    from helpers.serving.capture import _files
+    from helpers.modeling.captures import capture_files
 
-    return [str(p) for p in _files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))]
+    return [str(p) for p in capture_files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))]
 
 
 def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, baseline: FrameProfile,
@@ -51,12 +51,12 @@ def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end
 
 def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, compute: ComputeParams,
                       *, client: Client | None = None) -> pd.DataFrame:
-    """:func:`helpers.serving.capture.read_labeled_captures`, joined file by file where the files are read.
+    """:func:`helpers.modeling.captures.read_labeled_captures`, joined file by file where the files are read.
 
     Only captured rows that have feedback travel back; the feedback table is sent to each
     worker once.
     """
-    from helpers.serving.capture import read_feedback
+    from helpers.modeling.captures import read_feedback
 
     feedback = read_feedback(capture_dir, model, start, None)
     files = captured_files(capture_dir, model, start, end)
@@ -73,7 +73,7 @@ def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, en
 
 
 def _labelled_part(part: Any, window: RowFilter, feedback: pd.DataFrame) -> pd.DataFrame:
-    from helpers.serving.capture import join_feedback
+    from helpers.modeling.captures import join_feedback
 
     frame = read_part(part, None).copy()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)

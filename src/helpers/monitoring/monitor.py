@@ -186,8 +186,8 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
     """Monitor one window of captured traffic and alert as the params say; write the page and
     the JSON summary under ``<outputs>/monitoring/``. Retraining is the pipeline's job
     (:func:`helpers.pipeline.retrain.monitor_and_retrain`)."""
-    from helpers.serving.capture import read_captures, read_labeled_captures
-    from helpers.serving.serve import capture_dir_for
+    from helpers.core.paths import capture_dir_for
+    from helpers.modeling.captures import read_captures, read_labeled_captures
 
     window = window or resolve_window(params.monitor.period)
     champion = load_champion(params)

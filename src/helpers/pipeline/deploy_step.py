@@ -17,7 +17,7 @@ from helpers.registry.gates import GateResult
 from helpers.registry.release import Outcome, gate_results, release_version
 from helpers.registry.version_test import VersionTest, compare_predictions, compare_versions, comparison_rows
 from helpers.reports.release_page import write_release_page
-from helpers.serving.serve import smoke_test as serve_smoke_test
+from helpers.serving.smoke import smoke_test as serve_smoke_test
 
 
 def version_test(ctx: StepContext) -> VersionTest:

@@ -75,8 +75,8 @@ def comparison_rows(params: Params, frame: pd.DataFrame, which: str) -> pd.DataF
 def captured_rows(params: Params) -> pd.DataFrame:
     """Rows the scoring service captured for the model in the last ``captured_days`` days that
     received feedback, with the feedback as the target column."""
-    from helpers.serving.capture import read_labeled_captures
-    from helpers.serving.serve import capture_dir_for
+    from helpers.core.paths import capture_dir_for
+    from helpers.modeling.captures import read_labeled_captures
 
     rule = params.gates.champion
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=rule.captured_days)

@@ -1,0 +1,451 @@
+"""The scoring service: one model, scored in micro-batches, captured, following its alias.
+
+:class:`ScoringService` answers predictions and feedback, and keeps the counters of
+``/health``. It knows nothing of HTTP: a transport (:class:`~helpers.serving.http.HttpTransport`,
+speaking MLflow's scoring protocol) turns requests into calls of :meth:`ScoringService.predict`,
+:meth:`~ScoringService.feedback`, :meth:`~ScoringService.health` and :meth:`~ScoringService.version`.
+
+Inputs are checked against the model signature before the model sees them: a missing column,
+a value of the wrong type or a malformed body is answered with 400 and a message naming the
+problem, never with 500. The checked frame goes straight to the underlying scikit-learn model
+(MLflow's own per-call schema enforcement is skipped because this check replaces it), which
+is where most of the speed over ``mlflow models serve`` comes from.
+
+When the model URI names an alias (``models:/bike-demand@champion``) the service polls the
+registry every ``alias_poll_interval`` seconds and, when the alias moves, loads the new version
+in the background and swaps it in; requests in flight finish on the version they started with.
+
+Security: binds 127.0.0.1 unless told otherwise; when a token is given, every endpoint but
+``/ping`` needs it; request bodies above ``max_body_bytes`` are refused with 413; captured data
+goes only under the capture folder.
+
+Example
+-------
+>>> service = ScoringService("models:/bike-demand@champion", tracking_uri=uri, port=0).start()  # doctest: +SKIP
+>>> ServeClient(service.url).predict(frame).values  # doctest: +SKIP
+>>> service.stop()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from helpers import __version__
+from helpers.core.errors import ServeError
+from helpers.serving.capture_records import CaptureRecord
+from helpers.serving.capture_store import CaptureWriter
+from helpers.serving.formatting import first_line, iso_time
+from helpers.serving.http import HttpTransport
+from helpers.serving.models import LoadedModel, ModelRef, load_model, registry_client, resolve_version
+from helpers.serving.protocol import feedback_from_body
+from helpers.serving.schema import InputError
+from helpers.serving.scorer import ScoreJob, Scorer, score_jobs
+
+logger = logging.getLogger(__name__)
+
+_COUNTERS = (
+    "requests",
+    "predictions",
+    "rows_scored",
+    "client_errors",
+    "server_errors",
+    "feedback_rows",
+    "capture_errors",
+)
+
+
+class ScoringService:
+    """The scoring service around one model, with capture and alias following.
+
+    Parameters
+    ----------
+    model_uri : str
+        ``models:/<name>@<alias>`` (followed), ``models:/<name>/<version>``, ``runs:/`` or a path.
+    tracking_uri : str, optional
+        MLflow tracking store, also used as the registry.
+    host, port : str, int
+        Where to listen; port 0 picks a free port (see :attr:`url`).
+    capture : CaptureWriter, optional
+        Where captured requests and feedback go; ``None`` turns capture off.
+    token : str, optional
+        Bearer token required on every endpoint but ``/ping``.
+    max_body_bytes : int
+        Larger request bodies are refused with 413.
+    alias_poll_interval : float
+        Seconds between registry polls when ``model_uri`` names an alias; 0 stops following.
+    request_timeout : float
+        Seconds a connection may sit idle or half-sent before it is closed.
+    max_batch_rows : int
+        Concurrent requests are scored on one worker thread, stacked into model calls of up
+        to this many rows (see :class:`~helpers.serving.scorer.Scorer`); 0 scores every request
+        on its own thread.
+    max_batch_delay : float
+        Seconds the scorer may wait for more requests to share a model call, and only while
+        fewer requests are queued than connections are open (never for a lone client).
+    model : LoadedModel, optional
+        An already loaded model (skips loading in :meth:`start`).
+
+    Examples
+    --------
+    >>> with ScoringService("models:/bike-demand@champion", tracking_uri=uri, port=0) as svc:  # doctest: +SKIP
+    ...     print(svc.url)
+    """
+
+    def __init__(
+        self,
+        model_uri: str,
+        *,
+        tracking_uri: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 5000,
+        capture: CaptureWriter | None = None,
+        token: str | None = None,
+        max_body_bytes: int = 10_000_000,
+        alias_poll_interval: float = 10.0,
+        request_timeout: float = 30.0,
+        max_batch_rows: int = 1000,
+        max_batch_delay: float = 0.002,
+        model: LoadedModel | None = None,
+    ) -> None:
+        if max_body_bytes < 1:
+            raise ServeError(f"max_body_bytes must be positive, got {max_body_bytes}")
+        self.model_uri = model_uri
+        self.tracking_uri = tracking_uri
+        self.host = host
+        self.port = port
+        self.capture = capture
+        self.token = token or None
+        self.max_body_bytes = int(max_body_bytes)
+        self.alias_poll_interval = float(alias_poll_interval)
+        self.request_timeout = float(request_timeout)
+        self.ref = ModelRef.parse(model_uri)
+        self.max_batch_rows = int(max_batch_rows)
+        self.max_batch_delay = float(max_batch_delay)
+        self.transport = HttpTransport(
+            self, host, port, max_body_bytes=self.max_body_bytes, request_timeout=self.request_timeout
+        )
+        self.scorer = (
+            Scorer(self._score, linger=max_batch_delay, expected=self.transport.open_connections)
+            if max_batch_rows > 0
+            else None
+        )
+        self._batching = {"model_calls": 0, "requests": 0}
+        self._model = model
+        self._listening = False
+        self._threads: list[threading.Thread] = []
+        self._stop_event = threading.Event()
+        self._lock = threading.Condition()
+        self._in_flight = 0
+        self._stopping = False
+        self._closed = False
+        self._counts: dict[str, int] = dict.fromkeys(_COUNTERS, 0)
+        self._alias: dict[str, Any] = {"switches": 0, "poll_errors": 0, "last_poll": None, "last_error": None}
+        self._started_at: float | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> ScoringService:
+        """Load the model, start capture, listen, and follow the alias; returns ``self``."""
+        if self._listening:
+            return self
+        if self._model is None:
+            self._model = load_model(self.model_uri, tracking_uri=self.tracking_uri)
+        if not _is_loopback(self.host) and self.token is None:
+            logger.warning(
+                "serving on %s without a bearer token: anyone who can reach it can score and read /health", self.host
+            )
+        try:
+            self.transport.bind()
+        except OSError as exc:
+            raise ServeError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}; choose another --port"
+            ) from None
+        if self.capture is not None:
+            self.capture.start()
+        if self.scorer is not None:
+            self.scorer.start()
+        self._listening = True
+        self._started_at = time.time()
+        self.transport.serve()
+        if self.ref is not None and self.ref.alias and self.alias_poll_interval > 0:
+            self._spawn("alias-poller", self._poll_loop)
+        logger.info("serving %s (version %s) at %s", self.model_uri, self.model.version, self.url)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop gracefully: finish requests in flight, write all captures, close the transport."""
+        if not self._listening or self._closed:
+            return
+        with self._lock:
+            self._stopping = True
+        self._stop_event.set()
+        self.transport.stop_accepting()
+        with self._lock:
+            drained = self._lock.wait_for(lambda: self._in_flight == 0, timeout)
+            self._closed = True  # from here on, late requests on open connections get 503
+        if not drained:
+            logger.warning("stopping with %d requests still in flight", self._in_flight)
+        if self.scorer is not None:
+            self.scorer.stop()
+        if self.capture is not None:
+            self.capture.close()
+        self.transport.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> ScoringService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def url(self) -> str:
+        """Base URL, with the actual port once listening."""
+        return self.transport.url
+
+    @property
+    def model(self) -> LoadedModel:
+        """The model answering new requests."""
+        if self._model is None:
+            raise ServeError("the service has no model loaded; call start() first")
+        return self._model
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` has begun (responses then close their connection)."""
+        return self._stopping
+
+    # ------------------------------------------------------------------ model switching
+    def switch_to(self, model: LoadedModel) -> None:
+        """Answer new requests with ``model``; requests in flight finish on the old one."""
+        old = self._model
+        self._model = model  # a reference swap is atomic; handlers took their own reference
+        with self._lock:
+            self._alias["switches"] += 1
+        if self.capture is not None:
+            self.capture.request_flush()
+        logger.info("switched from version %s to version %s", old.version if old else None, model.version)
+
+    def check_alias(self) -> bool:
+        """Poll the registry once; load and switch when the alias moved. True if switched."""
+        if self.ref is None or self.ref.alias is None:
+            return False
+        try:
+            version = resolve_version(registry_client(self.tracking_uri), self.ref)
+            switched = False
+            if version != self.model.version:
+                self.switch_to(load_model(self.model_uri, tracking_uri=self.tracking_uri, version=version))
+                switched = True
+            self._note_poll(None)
+            return switched
+        except Exception as exc:  # the registry being away must not stop serving
+            self._note_poll(exc)
+            return False
+
+    def _poll_loop(self) -> None:
+        while not self._stop_event.wait(self.alias_poll_interval):
+            self.check_alias()
+
+    def _note_poll(self, exc: BaseException | None) -> None:
+        with self._lock:
+            self._alias["last_poll"] = iso_time(time.time())
+            if exc is not None:
+                self._alias["poll_errors"] += 1
+                self._alias["last_error"] = first_line(exc)
+                logger.warning("alias poll failed: %s", first_line(exc))
+
+    # ------------------------------------------------------------------ request accounting
+    def begin_request(self) -> bool:
+        """Count a request in; False once the service has closed (the request gets 503)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._in_flight += 1
+            self._counts["requests"] += 1
+            return True
+
+    def end_request(self, status: int, kind: str | None = None, rows: int = 0) -> None:
+        """Count a request out: ``status`` it was answered with, ``kind`` and ``rows`` of a success."""
+        with self._lock:
+            self._in_flight -= 1
+            if status >= 500:
+                self._counts["server_errors"] += 1
+            elif status >= 400:
+                self._counts["client_errors"] += 1
+            elif kind == "predictions":
+                self._counts["predictions"] += 1
+                self._counts["rows_scored"] += rows
+            elif kind == "feedback":
+                self._counts["feedback_rows"] += rows
+            if self._in_flight == 0:
+                self._lock.notify_all()
+
+    def authorized(self, token: str | None) -> bool:
+        """Whether ``token`` is the service's token (always true when the service has none)."""
+        if self.token is None:
+            return True
+        return token is not None and hmac.compare_digest(token.encode(), self.token.encode())
+
+    # ------------------------------------------------------------------ requests
+    def predict(
+        self,
+        body: bytes,
+        content_type: str | None,
+        request_id: str,
+        *,
+        timestamp: float | None = None,
+        started: float | None = None,
+    ) -> ScoreJob:
+        """Score one request body on the current model; the finished job holds the JSON answer.
+
+        Parameters
+        ----------
+        body, content_type : bytes, str
+            The request in one of MLflow's formats (see :func:`~helpers.serving.protocol.parse_request`).
+        request_id : str
+            The id the answer and the capture carry.
+        timestamp, started : float, optional
+            Arrival (:func:`time.time` and :func:`time.perf_counter`); default now.
+
+        Raises
+        ------
+        InputError
+            For a request the service refuses (with the status to answer with).
+        ServeError
+            When the model's outputs cannot be sent as JSON.
+        """
+        job = ScoreJob(
+            self.model,
+            body,
+            content_type,
+            request_id,
+            time.time() if timestamp is None else timestamp,
+            time.perf_counter() if started is None else started,
+        )
+        self.score(job)
+        if job.error is not None:
+            raise job.error
+        return job
+
+    def score(self, job: ScoreJob) -> None:
+        """Score one request: on the scorer thread with its neighbours, or here if batching is off."""
+        if self.scorer is not None:
+            self.scorer.run(job)
+        else:
+            try:
+                self._score([job])
+            finally:
+                job.done.set()
+
+    def _score(self, jobs: list[ScoreJob]) -> None:
+        calls = score_jobs(jobs, max(1, self.max_batch_rows))
+        for job in jobs:
+            if job.error is None:
+                self.record(job.request_id, job.inputs, job.outputs, job.model, job.latency_ms, job.timestamp)
+        with self._lock:
+            self._batching["model_calls"] += calls
+            self._batching["requests"] += len(jobs)
+
+    def feedback(self, body: bytes, content_type: str | None) -> int:
+        """Store ground truth from a ``/feedback`` body; returns the labelled rows accepted.
+
+        Raises
+        ------
+        InputError
+            For a malformed body, 409 when capture is off, 503 when the capture backlog is full.
+        """
+        record = feedback_from_body(body, content_type, self.model.capture_name)
+        if self.capture is None:
+            raise InputError("feedback needs capture: start the service with capture on", 409)
+        if not self.capture.submit(record):
+            raise InputError("feedback could not be queued (capture backlog full or stopping); retry", 503)
+        return record.n_rows
+
+    # ------------------------------------------------------------------ capture
+    def record(
+        self,
+        request_id: str,
+        inputs: pd.DataFrame,
+        outputs: Any,
+        model: LoadedModel,
+        latency_ms: float,
+        timestamp: float,
+    ) -> None:
+        """Hand one answered request to the capture writer; never raises."""
+        if self.capture is None:
+            return
+        try:
+            record = CaptureRecord.from_frame(
+                request_id,
+                inputs,
+                outputs,
+                model_name=model.capture_name,
+                model_version=model.version or "",
+                latency_ms=latency_ms,
+                timestamp=timestamp,
+            )
+            self.capture.submit(record)
+        except Exception as exc:  # capture must never fail a prediction
+            with self._lock:
+                self._counts["capture_errors"] += 1
+            logger.warning("capture of request %s failed: %s", request_id, first_line(exc))
+
+    # ------------------------------------------------------------------ status documents
+    def health(self) -> dict[str, Any]:
+        """The ``/health`` document: model, request counters, capture counters, alias polling."""
+        with self._lock:
+            counts = dict(self._counts, in_flight=self._in_flight)
+            alias = dict(self._alias)
+            batching = dict(self._batching)
+        capture = self.capture.stats() if self.capture is not None else {"enabled": False, "healthy": True}
+        healthy = capture["healthy"] and counts["capture_errors"] == 0 and alias["last_error"] is None
+        return {
+            "status": "ok" if healthy else "degraded",
+            "model": self.model.describe(),
+            "requests": counts,
+            "capture": capture,
+            "alias": {
+                **alias,
+                "following": bool(self.ref and self.ref.alias and self.alias_poll_interval > 0),
+                "poll_interval": self.alias_poll_interval,
+            },
+            "batching": {"max_rows": self.max_batch_rows, "max_delay": self.max_batch_delay, **batching},
+            "started_at": iso_time(self._started_at) if self._started_at else None,
+            "stopping": self._stopping,
+        }
+
+    def version(self) -> dict[str, Any]:
+        """The ``/version`` document."""
+        import mlflow
+
+        model = self.model
+        return {
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_uri": model.uri,
+            "driftgate_version": __version__,
+            "mlflow_version": mlflow.__version__,
+        }
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
