@@ -32,7 +32,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from helpers.core.catalogue import PREDICTION
 from helpers.core.errors import DataError
 from helpers.core.times import as_utc
 
