@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.modeling.captures import PREDICTION
+from helpers.core.catalogue import PREDICTION
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from helpers.core.catalogue import PREDICTION
 from helpers.modeling.captures import (
     CAPTURE_COLUMNS,
     FORMATS,
     INPUT_PREFIX,
-    PREDICTION,
     CaptureFormat,
     day_dir,
 )
