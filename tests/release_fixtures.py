@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import ROOT, write_params
 from helpers.core.config import Params, load_params
 from helpers.modeling import data as data_mod
 from helpers.modeling import train
 from helpers.registry import release, version_test
 from helpers.registry import store as registry
 from helpers.registry.gates import GateResult
+from support import ROOT, write_params
 
 STALE = ("2011-01-01", "2011-05-01")  # January-April: months before the July current window
 RECENT = ("2011-03-01", "2011-07-01")  # March-June

@@ -29,7 +29,7 @@ from helpers.serving.capture_records import CaptureRecord, FeedbackRecord
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.client import ServeClient
 from helpers.serving.service import ScoringService
-from serve_fixtures import RegisteredModels, registered  # noqa: F401 - the fixture
+from serve_fixtures import RegisteredModels
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, driftgate_cmd, write_params
 from helpers.core.config import load_params
 from helpers.core.errors import ParamsError
 from helpers.modeling.data import check_params_against_data
+from support import ROOT, driftgate_cmd, write_params
 
 
 def test_default_params_load_with_paths_resolved_against_the_file() -> None:

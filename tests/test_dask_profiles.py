@@ -295,10 +295,10 @@ def _write_captures(root: Path, model: str, frame: pd.DataFrame) -> None:
 
 
 def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import DATA, write_params
     from helpers.core.config import load_params
     from helpers.modeling.captures import read_captures, read_labeled_captures
     from helpers.monitoring import monitor
+    from support import DATA, write_params
 
     params_file = write_params(tmp_path)
     params = load_params(params_file)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import DATA
 from helpers.core.config import TimeParams, WindowParams
 from helpers.core.errors import DataError
 from helpers.modeling import data
+from support import DATA
 
 SHA256 = "ac6950ae6f11efcc69c29d6bb13e8881c001e27d36434660d59444a1414f712c"
 

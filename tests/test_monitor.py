@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, driftgate_cmd, write_params
 from helpers.core import catalogue
 from helpers.core.config import load_params
 from helpers.modeling.data import window
@@ -21,6 +20,7 @@ from helpers.registry import store as registry
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.replay import replay
 from helpers.serving.service import ScoringService
+from support import ROOT, driftgate_cmd, write_params
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, driftgate_cmd
 from helpers.cli import main as cli
 from helpers.core.config import load_params
 from helpers.registry import status as release_status
 from helpers.registry import store as registry
 from release_fixtures import LATEST, STALE, Store, aliases, gate_and_release, sqlite_template, train_version
+from support import ROOT, driftgate_cmd
 
 
 @pytest.fixture(scope="module")

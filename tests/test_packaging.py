@@ -8,7 +8,7 @@ import tomllib
 
 import yaml
 
-from conftest import ROOT
+from support import ROOT
 
 
 def _name(requirement: str) -> str:

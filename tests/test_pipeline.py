@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, clean_env, driftgate_cmd, write_params
+from support import ROOT, clean_env, driftgate_cmd, require_tool, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -196,11 +196,9 @@ def test_notebook_runs_under_the_plain_papermill_cli(tmp_path: Path) -> None:
 
 
 def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    import shutil
     import tempfile
 
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "Chromium is needed for the page tests (.ci/run installs it)"
+    binary = require_tool("chromium", "chromium-browser")
     profile = tempfile.mkdtemp(prefix="chromium-")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
 from helpers.core import catalogue
 from helpers.core.config import load_params
 from helpers.core.errors import RegistryError
@@ -36,6 +35,7 @@ from release_fixtures import (
     sqlite_template,
     train_version,
 )
+from support import ROOT
 
 
 @pytest.fixture(scope="module")

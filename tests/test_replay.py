@@ -1,5 +1,4 @@
 """Replay: a data window sent to a live service as traffic and its labels as feedback."""
-# ruff: noqa: F811  (the imported `registered` fixture is used as an argument)
 
 from __future__ import annotations
 
@@ -25,7 +24,6 @@ from serve_fixtures import (
     TARGET,
     RegisteredModels,
     cli_command,
-    registered,  # noqa: F401 - the fixture
     write_serve_params,
 )
 

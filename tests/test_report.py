@@ -14,10 +14,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT
 from helpers.core import files
 from helpers.reports import pages as report
 from helpers.reports import release_page
+from support import ROOT
 
 
 def _manifest(folder: Path, run_id: str, status: str, **summaries: dict) -> None:

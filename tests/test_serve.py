@@ -1,5 +1,4 @@
 """The scoring service over real HTTP: protocol, input checks, security, alias following, CLI."""
-# ruff: noqa: F811  (the imported `registered` fixture is used as an argument)
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ from helpers.serving.smoke import smoke_test
 from serve_fixtures import (
     FEATURES,
     RegisteredModels,
-    registered,  # noqa: F401 - the fixture
     start_cli_server,
     stop_process,
     write_serve_params,

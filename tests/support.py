@@ -1,0 +1,66 @@
+"""Plain helpers shared by the tests (paths, params files, the driftgate command, external tools).
+
+Fixtures live in ``conftest.py`` and in the fixture modules it names in ``pytest_plugins``; these
+are ordinary functions and constants, imported with ``from support import ...``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "bike_sharing_2011.csv"
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+# How to install each external tool a test may need (none comes with pip install .[dev]).
+INSTALL_HINTS = {
+    "chromium": "apt-get install chromium (Debian), as .ci/run does",
+    "node": "apt-get install nodejs npm (Debian), as .ci/run does",
+    "npm": "apt-get install nodejs npm (Debian), as .ci/run does",
+}
+
+
+def require_tool(*names: str) -> str:
+    """The path of the first of ``names`` on PATH; fail the test saying how to install it."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    hint = INSTALL_HINTS.get(names[0], "install it and put it on PATH")
+    pytest.fail(f"this test needs {' or '.join(names)}, which is not on PATH: {hint}", pytrace=False)
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without MLflow URIs (mlflow.set_tracking_uri exports one), so a
+    subprocess uses the store its params name, not whichever store an earlier test used."""
+    return {k: v for k, v in os.environ.items() if k not in URI_VARIABLES}
+
+
+def write_params(folder: Path, base: str = "ci.yaml", name: str = "params.yaml", **changes: object) -> Path:
+    """Copy params/<base> into ``folder`` with absolute paths, outputs under ``folder``,
+    and dotted-key ``changes`` applied (``"data.target": "x"``)."""
+    raw = yaml.safe_load((ROOT / "params" / base).read_text())
+    raw["data"]["path"] = str(DATA)
+    raw["outputs"] = {"dir": str(folder / "outputs")}
+    raw.setdefault("run", {})["notebooks"] = str(ROOT / "notebooks")
+    for dotted, value in changes.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path = folder / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def driftgate_cmd() -> list[str]:
+    """The driftgate console script of this interpreter's environment."""
+    script = Path(sys.executable).with_name("driftgate")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "helpers.cli"]
