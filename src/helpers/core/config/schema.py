@@ -80,7 +80,7 @@ COLUMN_TYPES: tuple[str, ...] = typing.get_args(ColumnType)
 Scheduler = Annotated[str, Matches(r"^(pandas|local|(tcp|tls|inproc|ucx|ws|wss)://\S+)$",
                                    "pandas, local or a scheduler address like tcp://host:8786")]
 MemorySize = Annotated[str, Matches(r"^(auto|[0-9]*\.?[0-9]+ *([kKmMgGtTpP][iI]?)?[bB]?)$",
-                                    "auto or a size like 2GB, 512MiB or 0 (no limit)")]
+                                    "auto or a size like 2GB or 512MiB")]
 HttpUrl = Annotated[str, Matches(r"^https?://\S+$", "an http:// or https:// URL")]
 
 # --------------------------------------------------------------------------- sections
