@@ -1,10 +1,13 @@
 """The params model: schema, loading, overrides and validation (see :func:`load_params`).
 
 :mod:`~helpers.core.config.schema` declares every key's type and range,
-:mod:`~helpers.core.config.loading` reads files and overrides, and
-:mod:`~helpers.core.config.validation` checks them; the public names are re-exported here.
+:mod:`~helpers.core.config.loading` reads files and overrides,
+:mod:`~helpers.core.config.validation` checks them, and
+:mod:`~helpers.core.config.json_schema` describes them for editors; the public names are
+re-exported here.
 """
 
+from helpers.core.config.json_schema import params_json_schema, params_json_schema_text
 from helpers.core.config.loading import DEFAULT_OUTPUTS, PATH_KEYS, apply_override, load_params, read_yaml
 from helpers.core.config.schema import (
     COLUMN_TYPES,
@@ -31,8 +34,6 @@ from helpers.core.config.schema import (
     WindowParams,
     WindowsParams,
     hash_mapping,
-    params_json_schema,
-    params_json_schema_text,
 )
 from helpers.core.config.validation import build_section
 

@@ -3,30 +3,28 @@
 A key's range is type metadata: ``Annotated[int, Interval(ge=1, le=65535)]`` (from
 ``annotated_types``), or one of the markers below (:class:`Matches`, :class:`IsoDate`,
 :class:`TaskMetric`). :func:`helpers.core.config.load_params` checks every declared constraint;
-:func:`params_json_schema` turns the same declarations into a JSON Schema for editors
-(``params/schema.json``).
+:func:`helpers.core.config.json_schema.params_json_schema` turns the same declarations into
+a JSON Schema for editors (``params/schema.json``).
 
 Example
 -------
->>> params_json_schema()["properties"]["serve"]["properties"]["port"]["maximum"]
-65535
+>>> split_annotated(section_fields(ServeParams)["port"])
+(<class 'int'>, [Ge(ge=0), Le(le=65535)])
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import os
-import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, GroupedMetadata, Gt, Interval, Le, Len, Lt, MaxLen, MinLen
+from annotated_types import Ge, GroupedMetadata, Gt, Interval, Len
 
 # --------------------------------------------------------------------------- constraint markers
 
@@ -410,92 +408,3 @@ def is_optional(tp: Any) -> bool:
 def without_none(tp: Any) -> Any:
     """``X`` for ``X | None`` (the params model has no other unions)."""
     return next(a for a in typing.get_args(tp) if a is not type(None)) if is_optional(tp) else tp
-
-
-# --------------------------------------------------------------------------- JSON Schema
-
-_BOUND_KEYWORDS = {Ge: ("ge", "minimum"), Gt: ("gt", "exclusiveMinimum"), Le: ("le", "maximum"),
-                   Lt: ("lt", "exclusiveMaximum"), MinLen: ("min_length", "minItems"),
-                   MaxLen: ("max_length", "maxItems")}
-_SCALARS = {bool: "boolean", int: "integer", float: "number", str: "string"}
-
-
-def params_json_schema() -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12) of a params file, for editors and ``check-jsonschema``."""
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Driftgate params"}
-    return {**schema, **_section_schema(Params)}
-
-
-def _section_schema(cls: type) -> dict[str, Any]:
-    notes = _field_comments(cls)
-    defaults = {f.name: f for f in dataclasses.fields(cls)}
-    properties = {}
-    for name, tp in section_fields(cls).items():
-        prop = _type_schema(tp)
-        if name in notes:
-            prop = {"description": notes[name], **prop}
-        default = _default_of(defaults[name])
-        if default not in (None, "") and not dataclasses.is_dataclass(without_none(tp)):
-            prop["default"] = default
-        properties[name] = prop
-    doc = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
-    return {"description": doc, "type": ["object", "null"], "properties": properties, "additionalProperties": False}
-
-
-def _type_schema(tp: Any) -> dict[str, Any]:
-    base, constraints = split_annotated(tp)
-    if base is not tp:
-        return {**_type_schema(base), **_constraint_schema(constraints)}
-    if is_optional(tp):
-        return {"anyOf": [_type_schema(without_none(tp)), {"type": "null"}]}
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return _section_schema(tp)
-    if origin is Literal:
-        return {"enum": list(args)}
-    if origin is list:
-        return {"type": "array", "items": _type_schema(args[0])}
-    if origin is dict:
-        keys = _type_schema(args[0])
-        out: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": _type_schema(args[1])}
-        return {**out, "propertyNames": keys} if keys != {"type": "string"} else out
-    if tp in _SCALARS:
-        return {"type": _SCALARS[tp]}
-    return {}
-
-
-def _constraint_schema(constraints: list[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in constraints:
-        if type(item) in _BOUND_KEYWORDS:
-            attr, keyword = _BOUND_KEYWORDS[type(item)]
-            out[keyword] = getattr(item, attr)
-        elif isinstance(item, Matches | IsoDate):
-            out["pattern"] = item.pattern
-        elif isinstance(item, TaskMetric):
-            out["enum"] = sorted({m for metrics in KNOWN_METRICS.values() for m in metrics})
-    return out
-
-
-def _default_of(spec: dataclasses.Field[Any]) -> Any:
-    if spec.default is not dataclasses.MISSING:
-        return spec.default
-    if spec.default_factory is not dataclasses.MISSING:
-        return spec.default_factory()
-    return None
-
-
-def _field_comments(cls: type) -> dict[str, str]:
-    """Trailing ``# comments`` of the section's keys in this source file: their descriptions."""
-    found = {}
-    for line in inspect.getsource(cls).splitlines():
-        match = re.match(r"^    (\w+): [^#]*#\s*(.+)$", line)
-        if match:
-            found[match.group(1)] = match.group(2).strip()
-    return found
-
-
-def params_json_schema_text() -> str:
-    """:func:`params_json_schema` as the text of ``params/schema.json`` (2-space indent, final newline)."""
-    return json.dumps(params_json_schema(), indent=2) + "\n"
-
