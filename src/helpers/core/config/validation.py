@@ -108,17 +108,20 @@ def check_constraints(constraints: list[Any], value: Any, where: str, key_path: 
     """Raise ParamsError when ``value`` breaks one of its declared constraints (None passes)."""
     if value is None:
         return
-    problem = _range_problem(constraints, value) if isinstance(value, int | float) else None
-    problem = problem or _length_problem(constraints, value)
-    for item in constraints:
-        if problem:
-            break
-        if isinstance(item, Matches) and not re.fullmatch(item.pattern, value):
-            problem = f"{value!r} is not {item.expected}"
-        elif isinstance(item, IsoDate) and not _is_date(value):
-            problem = f"expected a date like 2011-01-31, got {show(value)}"
+    numeric = isinstance(value, int | float)
+    problem = (_range_problem(constraints, value) if numeric else None) or _length_problem(constraints, value)
+    problem = problem or _text_problem(constraints, value)
     if problem:
         raise ParamsError(f"{where}: {key_path}: {problem}")
+
+
+def _text_problem(constraints: list[Any], value: Any) -> str | None:
+    for item in constraints:
+        if isinstance(item, Matches) and not re.fullmatch(item.pattern, value):
+            return f"{value!r} is not {item.expected}"
+        if isinstance(item, IsoDate) and not _is_date(value):
+            return f"expected a date like 2011-01-31, got {show(value)}"
+    return None
 
 
 def _range_problem(constraints: list[Any], value: float) -> str | None:
@@ -132,36 +135,41 @@ def _range_problem(constraints: list[Any], value: float) -> str | None:
 
 
 def _range_text(lower: Ge | Gt | None, upper: Le | Lt | None) -> str:
-    if lower is not None and upper is not None:
-        low = number(lower.ge if isinstance(lower, Ge) else lower.gt)
-        high = number(upper.le if isinstance(upper, Le) else upper.lt)
-        if isinstance(lower, Ge) and isinstance(upper, Le):
-            return f"must lie between {low} and {high}"
-        if isinstance(lower, Gt) and isinstance(upper, Lt):
-            return f"must lie between {low} and {high} (exclusive)"
-        return f"must be {_bound_text(lower)} and {_bound_text(upper)}"
-    return f"must be {_bound_text(lower if lower is not None else upper)}"
+    if lower is None or upper is None:
+        return f"must be {_bound_text(lower or upper)}"
+    low, high = number(_limit(lower)), number(_limit(upper))
+    if isinstance(lower, Ge) and isinstance(upper, Le):
+        return f"must lie between {low} and {high}"
+    if isinstance(lower, Gt) and isinstance(upper, Lt):
+        return f"must lie between {low} and {high} (exclusive)"
+    return f"must be {_bound_text(lower)} and {_bound_text(upper)}"
 
 
 def _bound_text(bound: Ge | Gt | Le | Lt | None) -> str:
+    limit = number(_limit(bound))
     if isinstance(bound, Gt):
-        return "positive" if bound.gt == 0 else f"more than {number(bound.gt)}"
-    if isinstance(bound, Ge):
-        return f"at least {number(bound.ge)}"
+        return "positive" if limit == "0" else f"more than {limit}"
     if isinstance(bound, Lt):
-        return f"less than {number(bound.lt)}"
-    return f"at most {number(bound.le) if bound is not None else '?'}"
+        return f"less than {limit}"
+    return f"at least {limit}" if isinstance(bound, Ge) else f"at most {limit}"
+
+
+def _limit(bound: Ge | Gt | Le | Lt | None) -> float:
+    return next(getattr(bound, attr) for attr in ("ge", "gt", "le", "lt") if hasattr(bound, attr))
 
 
 def _length_problem(constraints: list[Any], value: Any) -> str | None:
+    if not isinstance(value, list | dict | str):
+        return None
     shortest = next((c.min_length for c in constraints if isinstance(c, MinLen)), 0)
-    longest = next((c.max_length for c in constraints if isinstance(c, MaxLen)), None)
-    if not hasattr(value, "__len__") or shortest <= len(value) <= (longest if longest is not None else len(value)):
+    longest = next((c.max_length for c in constraints if isinstance(c, MaxLen)), len(value))
+    if shortest <= len(value) <= longest:
         return None
     if shortest == longest:
         return f"expected {shortest} values, got {len(value)}"
-    return f"expected at least {shortest} values, got {len(value)}" if len(value) < shortest else (
-        f"expected at most {longest} values, got {len(value)}")
+    if len(value) < shortest:
+        return f"expected at least {shortest} values, got {len(value)}"
+    return f"expected at most {longest} values, got {len(value)}"
 
 
 def _is_date(text: str) -> bool:
