@@ -5,36 +5,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from helpers.core.errors import ParamsError
 from helpers.core.paths import capture_dir_for
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.service import ScoringService
 
 if TYPE_CHECKING:
     from helpers.core.config import Params
-
-
-def check_serve_params(params: Params) -> None:
-    """Checks on ``serve:`` values that their types alone cannot express."""
-    serve = params.serve
-    where = params.source or "params"
-    if not 0 <= serve.port <= 65535:
-        raise ParamsError(f"{where}: serve.port: must lie between 0 and 65535, got {serve.port}")
-    for key in ("flush_interval",):
-        if getattr(serve, key) <= 0:
-            raise ParamsError(f"{where}: serve.{key}: must be positive, got {getattr(serve, key)}")
-    for key in ("alias_poll_interval",):
-        if getattr(serve, key) < 0:
-            raise ParamsError(f"{where}: serve.{key}: must be 0 (off) or positive, got {getattr(serve, key)}")
-    if not 0 <= serve.max_batch_delay <= 1:
-        raise ParamsError(f"{where}: serve.max_batch_delay: seconds between 0 and 1, got {serve.max_batch_delay}")
-    if serve.max_batch_rows < 0:
-        raise ParamsError(f"{where}: serve.max_batch_rows: must be 0 (off) or positive, got {serve.max_batch_rows}")
-    for key in ("max_body_bytes", "max_pending_rows"):
-        if getattr(serve, key) < 1:
-            raise ParamsError(f"{where}: serve.{key}: must be at least 1, got {getattr(serve, key)}")
-    if serve.request_timeout <= 0:
-        raise ParamsError(f"{where}: serve.request_timeout: must be positive, got {serve.request_timeout}")
 
 
 def model_uri_for(params: Params) -> str:
@@ -52,7 +28,6 @@ def service_from_params(
     capture: bool | None = None,
 ) -> ScoringService:
     """Build (not start) the service the params describe; the token comes from ``serve.token_env``."""
-    check_serve_params(params)
     serve = params.serve
     token = os.environ.get(serve.token_env) if serve.token_env else None
     writer = None
