@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 
 from helpers.cli.common import add_params_args
+from helpers.core.config import load_params
+from helpers.registry.approval import deploy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,9 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print what was deployed; a blocked challenger fails the command unless --if-new-version."""
-    from helpers.core.config import load_params
-    from helpers.registry.approval import deploy
-
     result = deploy(load_params(args.params, args.overrides), if_new_version=args.if_new_version)
     print(f"deploy: {result.action}: {result.message}")
     return 1 if result.action == "blocked" and not args.if_new_version else 0

@@ -29,6 +29,11 @@ from helpers.core import config
 from helpers.core.catalogue import ALERTS_FILE
 from helpers.core.config import AlertParams, ComputeParams, DriftParams
 from helpers.core.errors import ParamsError
+from helpers.modeling.data import read_table
+from helpers.monitoring.alerts import drift_alert, send_alert
+from helpers.reports import drift_report
+from helpers.stats.compare import compare
+from helpers.stats.scale import compare_at_scale
 
 DRIFT_ONLY_SECTIONS = ("drift", "alerts", "compute")
 TABLE_COLUMNS = ["feature", "type", "test", "statistic", "rule", "threshold", "drifted", "contribution"]
@@ -71,10 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compare the two tables, print the decision and table, write the reports; return the exit code."""
-    from helpers.modeling.data import read_table
-    from helpers.reports import drift_report
-    from helpers.stats.compare import compare
-
     settings = load_settings(args.params, args.overrides)
     features = _split(args.features) if args.features else settings.features
     if settings.compute.scheduler.strip() != "pandas":
@@ -135,8 +136,6 @@ def _drift_only(raw: dict[str, Any], overrides: list[str], where: str, base: Pat
 
 def _compare_at_scale(args: argparse.Namespace, settings: DriftSettings, features: list[str] | None) -> Any:
     """The report from partition-wise profiles on Dask (``compute.scheduler`` is not pandas)."""
-    from helpers.stats.scale import compare_at_scale
-
     if args.time_column:
         raise ParamsError("--time-column: drift over time needs the rows in memory; use compute.scheduler: pandas")
     return compare_at_scale(args.baseline, args.target, settings.drift, settings.compute, features=features)
@@ -160,8 +159,6 @@ def _print_report(report: Any) -> None:
 
 
 def _alert(report: Any, settings: DriftSettings, source: str) -> None:
-    from helpers.monitoring.alerts import drift_alert, send_alert
-
     for result in send_alert(drift_alert(report, source=source), settings.alerts, settings.alerts_file):
         status = "ok" if result.ok else "FAILED"
         print(f"alert {result.sink} {status}: {result.target} ({result.detail})")

@@ -16,6 +16,11 @@ from collections.abc import Sequence
 
 from helpers.cli import deploy, drift, monitor, ops, serve
 from helpers.cli.common import add_params_args, dispatch
+from helpers.core.config import load_params
+from helpers.modeling.data import check_params_against_data
+from helpers.modeling.train import check_model_params
+from helpers.pipeline.runner import notebook_dir, run_pipeline
+from helpers.reports.pages import write_index
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,8 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from helpers.pipeline.runner import run_pipeline
-
     steps = [s.strip() for s in args.steps.split(",")] if args.steps else None
     result = run_pipeline(args.params, args.overrides, steps=steps, progress=not args.no_progress,
                           force=args.force)
@@ -72,11 +75,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from helpers.core.config import load_params
-    from helpers.modeling.data import check_params_against_data
-    from helpers.modeling.train import check_model_params
-    from helpers.pipeline.runner import notebook_dir
-
     params = load_params(args.params, args.overrides)
     frame = check_params_against_data(params)
     check_model_params(params)
@@ -86,9 +84,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from helpers.core.config import load_params
-    from helpers.reports.pages import write_index
-
     params = load_params(args.params, args.overrides)
     print(write_index(params.outputs_dir))
     return 0

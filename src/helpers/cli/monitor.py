@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 
 from helpers.cli.common import add_params_args
+from helpers.core.config import load_params
+from helpers.monitoring.monitor import resolve_window
+from helpers.pipeline.retrain import monitor_and_retrain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,10 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one monitoring pass and print its verdict."""
-    from helpers.core.config import load_params
-    from helpers.monitoring.monitor import resolve_window
-    from helpers.pipeline.retrain import monitor_and_retrain
-
     params = load_params(args.params, args.overrides)
     window = resolve_window(args.period or params.monitor.period, args.start, args.end)
     result = monitor_and_retrain(params, args.params, args.overrides, window=window, retrain=args.retrain)

@@ -16,6 +16,10 @@ from typing import Any
 
 from helpers.cli.common import add_params_args
 from helpers.core.config import Params, load_params
+from helpers.registry.approval import approve
+from helpers.registry.gates import PROMOTED
+from helpers.registry.rollback import rollback
+from helpers.registry.status import status, status_text
 
 
 def register(subparsers: Any) -> None:
@@ -48,9 +52,6 @@ def _params(args: argparse.Namespace) -> Params:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    from helpers.registry.approval import approve
-    from helpers.registry.gates import PROMOTED
-
     outcome = approve(_params(args), args.version, by=args.by, note=args.note)
     print(f"v{outcome.version} {outcome.decision}: {outcome.reason}")
     print(f"champion: v{outcome.champion_after or '-'}; release page: {outcome.page}")
@@ -58,8 +59,6 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from helpers.registry.rollback import rollback
-
     done = rollback(_params(args), reason=args.reason, by=args.by)
     previous = f"v{done.previous}" if done.previous else "none"
     print(f"rolled back {done.model}: champion v{done.from_version} -> v{done.to_version} "
@@ -69,8 +68,6 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from helpers.registry.status import status, status_text
-
     info = status(_params(args))
     print(json.dumps(info, indent=2) if args.json else status_text(info))
     return 0

@@ -22,12 +22,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from helpers.cli.common import add_params_args, dispatch
+from helpers.core.config import Params, WindowParams, load_params
 from helpers.core.errors import DataError
+from helpers.modeling.data import TIME, add_time, read_table, window
+from helpers.serving.configure import service_from_params
+from helpers.serving.replay import replay
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from helpers.core.config import Params
 
 
 
@@ -62,9 +64,6 @@ def _add_params_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM/SIGINT, then stop gracefully; exit code 0."""
-    from helpers.core.config import load_params
-    from helpers.serving.configure import service_from_params
-
     params = load_params(args.params, args.overrides)
     _quiet_mlflow()
     service = service_from_params(
@@ -112,9 +111,6 @@ def _quiet_mlflow() -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Send a window's rows as traffic and their labels as feedback; print a summary."""
-    from helpers.core.config import load_params
-    from helpers.serving.replay import replay
-
     params = load_params(args.params, args.overrides)
     rows = window_rows(params, args.data or params.data.path, args.start, args.end)
     url = args.url or f"http://{params.serve.host}:{params.serve.port}"
@@ -141,9 +137,6 @@ def window_rows(params: Params, path: str, start: str, end: str) -> pd.DataFrame
         When a date is malformed, a column is missing or the window is empty.
     """
     import pandas as pd
-
-    from helpers.core.config import WindowParams
-    from helpers.modeling.data import TIME, add_time, read_table, window
 
     for label, text in (("--from", start), ("--to", end)):
         try:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from helpers.core.config import Params
+from helpers.core.catalogue import CAPTURES_DIR
+from helpers.core.config import Params
 
 
 def capture_dir_for(params: Params) -> Path:
@@ -15,7 +14,7 @@ def capture_dir_for(params: Params) -> Path:
     ``serve.capture_dir`` (relative to the params file's folder), else ``<outputs>/captures``.
     """
     if not params.serve.capture_dir:
-        return params.outputs_dir / "captures"
+        return params.outputs_dir / CAPTURES_DIR
     path = Path(params.serve.capture_dir).expanduser()
     if path.is_absolute():
         return path

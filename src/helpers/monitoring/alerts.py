@@ -29,12 +29,10 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from helpers.core.config import AlertParams
-
-if TYPE_CHECKING:
-    from helpers.stats.results import DriftReport
+from helpers.stats.results import DriftReport
 
 SUBJECT_PREFIX = "[Driftgate]"
 

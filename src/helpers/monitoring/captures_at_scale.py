@@ -16,6 +16,7 @@ import pandas as pd
 
 from helpers.core.config import ComputeParams
 from helpers.core.times import as_utc
+from helpers.modeling.captures import capture_files, join_feedback, read_feedback
 from helpers.stats.dask_cluster import runner
 from helpers.stats.partition_profiles import RowFilter, profile_like
 from helpers.stats.partitions import open_table, read_part
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 
 def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: Any) -> list[str]:
     """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``."""
-    from helpers.modeling.captures import capture_files
-
     return [str(p) for p in capture_files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))]
 
 
@@ -56,8 +55,6 @@ def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, en
     Only captured rows that have feedback travel back; the feedback table is sent to each
     worker once.
     """
-    from helpers.modeling.captures import read_feedback
-
     feedback = read_feedback(capture_dir, model, start, None)
     files = captured_files(capture_dir, model, start, end)
     if feedback.empty or not files:
@@ -73,8 +70,6 @@ def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, en
 
 
 def _labelled_part(part: Any, window: RowFilter, feedback: pd.DataFrame) -> pd.DataFrame:
-    from helpers.modeling.captures import join_feedback
-
     frame = read_part(part, None).copy()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     return join_feedback(frame.loc[window.mask(frame)], feedback, how="inner")

@@ -26,8 +26,18 @@ from helpers.core.catalogue import ALERTS_FILE, CHAMPION, MONITORING_BASELINE, M
 from helpers.core.config import KNOWN_METRICS, Params
 from helpers.core.errors import DataError, RegistryError
 from helpers.core.files import write_json, write_text
+from helpers.core.paths import capture_dir_for
+from helpers.modeling.captures import read_captures, read_labeled_captures
+from helpers.modeling.train import metrics
+from helpers.monitoring.alerts import send_alert
+from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
 from helpers.registry import store
 from helpers.reports.monitor_page import render_monitor_page
+from helpers.reports.pages import write_index
+from helpers.stats.compare import compare_profiles
+from helpers.stats.dask_cluster import runner
+from helpers.stats.profile import FrameProfile, NumericProfile
+from helpers.stats.profiling import profile_frame
 
 PERIODS = {"hour": pd.Timedelta(hours=1), "day": pd.Timedelta(days=1),
            "week": pd.Timedelta(weeks=1), "month": pd.Timedelta(days=30)}
@@ -81,8 +91,6 @@ def load_champion(params: Params) -> Champion:
     """The champion version with the monitoring baseline saved when it was trained."""
     import mlflow
 
-    from helpers.stats.profile import FrameProfile
-
     client = store.connect(params)
     name = params.mlflow.model_name
     mv = store.version_with_alias(client, name, CHAMPION)
@@ -106,9 +114,6 @@ def load_champion(params: Params) -> Champion:
 
 def profile_captured(frame: Any, baseline: Any, columns: list[str]) -> Any:
     """Profile captured ``columns`` on the baseline's types and bin edges (a profile: its columns)."""
-    from helpers.stats.profile import FrameProfile, NumericProfile
-    from helpers.stats.profiling import profile_frame
-
     if isinstance(frame, FrameProfile):  # profiled at scale (compute.scheduler is not pandas)
         return FrameProfile(frame.rows, {c: frame.columns[c] for c in columns if c in frame.columns})
     types = {c: "numeric" if isinstance(baseline.columns[c], NumericProfile) else "categorical"
@@ -118,8 +123,6 @@ def profile_captured(frame: Any, baseline: Any, columns: list[str]) -> Any:
 
 def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any:
     """Drift of the captured features against the champion's training rows."""
-    from helpers.stats.compare import compare_profiles
-
     features = [f for f in params.data.features if f in champion.baseline.columns]
     missing = [f for f in features if f not in frame.columns]
     if missing:
@@ -131,8 +134,6 @@ def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> An
 
 def prediction_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any | None:
     """Drift of the captured predictions against the champion's predictions on its training rows."""
-    from helpers.stats.compare import compare_profiles
-
     if PREDICTION not in frame.columns or PREDICTION not in champion.baseline.columns:
         return None
     target = profile_captured(frame, champion.baseline, [PREDICTION])
@@ -141,8 +142,6 @@ def prediction_drift(frame: pd.DataFrame, champion: Champion, params: Params) ->
 
 def performance(labelled: pd.DataFrame, champion: Champion, params: Params) -> dict[str, Any]:
     """Metrics on captured rows with feedback, against the champion's test metrics."""
-    from helpers.modeling.train import metrics
-
     metric = params.monitor.metric
     if labelled.empty:
         return {"rows": 0, "metrics": {}, "degraded": False, "reason": "no feedback in this window"}
@@ -186,9 +185,6 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
     """Monitor one window of captured traffic and alert as the params say; write the page and
     the JSON summary under ``<outputs>/monitoring/``. Retraining is the pipeline's job
     (:func:`helpers.pipeline.retrain.monitor_and_retrain`)."""
-    from helpers.core.paths import capture_dir_for
-    from helpers.modeling.captures import read_captures, read_labeled_captures
-
     window = window or resolve_window(params.monitor.period)
     champion = load_champion(params)
     root, name = capture_dir_for(params), params.mlflow.model_name
@@ -198,8 +194,6 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
         rows = len(captured)
         versions = sorted(map(str, captured["model_version"].dropna().unique())) if "model_version" in captured else []
     else:  # profiled file by file on Dask: only profiles and labelled rows come back
-        from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
-        from helpers.stats.dask_cluster import runner
 
         columns = [*params.data.features, PREDICTION]
         with runner(params.compute) as run:
@@ -230,7 +224,6 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
     result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json", window=window,
                            labelled=labelled)
     write_json(result.json, summary)
-    from helpers.reports.pages import write_index
 
     write_index(params.outputs_dir)
     return result
@@ -254,8 +247,6 @@ def _decision(report: Any, pred: Any | None, perf: dict[str, Any]) -> dict[str, 
 
 def _alert(summary: dict[str, Any], params: Params) -> list[dict[str, Any]]:
     from dataclasses import asdict
-
-    from helpers.monitoring.alerts import send_alert
 
     if not (summary.get("drifted") or summary.get("degraded")):
         return []

@@ -21,8 +21,10 @@ import pandas as pd
 from helpers.core.catalogue import CHAMPION
 from helpers.core.config import Params
 from helpers.core.errors import DataError
+from helpers.core.paths import capture_dir_for
 from helpers.modeling import data as data_mod
 from helpers.modeling import train
+from helpers.modeling.captures import read_labeled_captures
 from helpers.registry import store
 from helpers.registry.gates import GateResult
 
@@ -75,9 +77,6 @@ def comparison_rows(params: Params, frame: pd.DataFrame, which: str) -> pd.DataF
 def captured_rows(params: Params) -> pd.DataFrame:
     """Rows the scoring service captured for the model in the last ``captured_days`` days that
     received feedback, with the feedback as the target column."""
-    from helpers.core.paths import capture_dir_for
-    from helpers.modeling.captures import read_labeled_captures
-
     rule = params.gates.champion
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=rule.captured_days)
     folder = capture_dir_for(params)

@@ -1,16 +1,14 @@
-"""The service the params describe: checks on ``serve:`` values, the model URI, the built service."""
+"""The service the params describe: the model URI and the built service (``serve:`` values are
+checked once, by the params schema)."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
+from helpers.core.config import Params
 from helpers.core.paths import capture_dir_for
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.service import ScoringService
-
-if TYPE_CHECKING:
-    from helpers.core.config import Params
 
 
 def model_uri_for(params: Params) -> str:
