@@ -12,6 +12,14 @@ from support import ROOT, URI_VARIABLES, write_params
 
 pytest_plugins = ["serve_fixtures"]  # the session-wide registered models of the serving tests
 
+# Fixtures that start something heavy: a test using one belongs to the slow lane (make test runs
+# it, make test-fast does not).
+SLOW_FIXTURES = {
+    "server_url": "a real mlflow server",
+    "client": "a Dask LocalCluster",
+    "installed": "pip install of the package",
+}
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
@@ -48,3 +56,12 @@ def root() -> Path:
 def params_file(tmp_path: Path) -> Path:
     """A ci.yaml copy writing into tmp_path/outputs."""
     return write_params(tmp_path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark slow every test that uses a heavy fixture or the ``server`` store."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_server = callspec is not None and callspec.params.get("store") == "server"
+        if on_server or SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -6,13 +6,18 @@ are ordinary functions and constants, imported with ``from support import ...``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from helpers.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "bike_sharing_2011.csv"
@@ -64,3 +69,21 @@ def driftgate_cmd() -> list[str]:
     """The driftgate console script of this interpreter's environment."""
     script = Path(sys.executable).with_name("driftgate")
     return [str(script)] if script.exists() else [sys.executable, "-m", "helpers.cli"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``driftgate *args`` in this process (no interpreter start-up): exit code, stdout, stderr,
+    as :func:`subprocess.run` reports them. The tests that need a real process still start one."""
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(previous)
+    return subprocess.CompletedProcess(["driftgate", *args], code, out.getvalue(), err.getvalue())

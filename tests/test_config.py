@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -16,7 +15,7 @@ from helpers.core import config
 from helpers.core.config import load_params, schema, validation
 from helpers.core.errors import ParamsError
 from helpers.modeling.data import check_params_against_data
-from support import ROOT, clean_env, driftgate_cmd, write_params
+from support import ROOT, clean_env, run_cli, write_params
 
 
 def test_default_params_load_with_paths_resolved_against_the_file() -> None:
@@ -74,8 +73,7 @@ BAD_CASES = [
 @pytest.mark.parametrize(("changes", "message"), BAD_CASES, ids=[next(iter(c)) for c, _ in BAD_CASES])
 def test_bad_params_give_one_line_naming_file_and_key(tmp_path: Path, changes: dict, message: str) -> None:
     path = write_params(tmp_path, **changes)
-    done = subprocess.run([*driftgate_cmd(), "run", "--params", str(path)], capture_output=True, text=True,
-                          timeout=120)
+    done = run_cli("run", "--params", str(path))
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -261,13 +259,20 @@ FIVE_BAD_OVERRIDES = [
 
 @pytest.mark.parametrize(("override", "message"), FIVE_BAD_OVERRIDES, ids=[o for o, _ in FIVE_BAD_OVERRIDES])
 def test_driftgate_validate_rejects_bad_overrides_with_exit_code_2(override: str, message: str) -> None:
-    env = {**clean_env(), "PYTHONPATH": str(ROOT / "src")}
-    done = subprocess.run([sys.executable, "-m", "helpers.cli", "validate", "--params", "params/ci.yaml",
-                           "-p", override], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = run_cli("validate", "--params", "params/ci.yaml", "-p", override, cwd=ROOT)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith(f"driftgate: error: params/ci.yaml: {message}"), lines[0]
+
+
+def test_the_installed_command_exits_2_with_one_line_for_a_bad_override() -> None:
+    env = {**clean_env(), "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([*driftgate_cmd(), "validate", "--params", "params/ci.yaml", "-p", "serve.port=70000"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == ["driftgate: error: params/ci.yaml: serve.port: must lie between 0 and 65535, "
+                                        "got 70000"]
 
 
 # --------------------------------------------------------------------------- JSON Schema for editors

@@ -254,6 +254,7 @@ def test_unknown_scheduler_is_a_params_error() -> None:
         check_scheduler(ComputeParams(scheduler="spark"))
 
 
+@pytest.mark.slow
 def test_driftgate_drift_with_a_compute_section_runs_on_dask(tables, in_memory, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture) -> None:
     import argparse
@@ -294,6 +295,7 @@ def _write_captures(root: Path, model: str, frame: pd.DataFrame) -> None:
         feedback.to_parquet(folder / f"feedback-{half}.parquet", index=False)
 
 
+@pytest.mark.slow
 def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from helpers.core.config import load_params
     from helpers.modeling.captures import read_captures, read_labeled_captures

