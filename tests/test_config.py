@@ -15,7 +15,7 @@ from helpers.core import config
 from helpers.core.config import load_params, schema, validation
 from helpers.core.errors import ParamsError
 from helpers.modeling.data import check_params_against_data
-from support import ROOT, clean_env, run_cli, write_params
+from support import ROOT, clean_env, driftgate_cmd, run_cli, write_params
 
 
 def test_default_params_load_with_paths_resolved_against_the_file() -> None:
