@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from helpers.core.config import Params, load_params  # noqa: E402
+from helpers.modeling import estimators  # noqa: E402
 from helpers.modeling.captures import count_rows, read_captures  # noqa: E402
 from helpers.modeling.data import load_frame, window  # noqa: E402
 from helpers.serving.protocol import encode_frame  # noqa: E402
@@ -61,14 +62,13 @@ def register_champion(params: Params) -> pd.DataFrame:
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from helpers.modeling import train
     from helpers.registry import store as registry
 
     frame = load_frame(params)
     baseline = window(frame, params.windows.baseline)
     current = window(frame, params.windows.current)
     features, target = params.data.features, params.data.target
-    model = train.build_model(params, baseline)
+    model = estimators.build_model(params, baseline)
     model.fit(baseline[features], baseline[target])
     uri = params.tracking_uri
     Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

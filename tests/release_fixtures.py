@@ -22,7 +22,7 @@ from typing import Any
 
 from helpers.core.config import Params, load_params
 from helpers.modeling import data as data_mod
-from helpers.modeling import train
+from helpers.modeling import estimators, train
 from helpers.registry import release, version_test
 from helpers.registry import store as registry
 from helpers.registry.gates import GateResult
@@ -146,7 +146,7 @@ def train_version(params_file: Path, baseline: tuple[str, str], *overrides: str)
     frame = data_mod.check_params_against_data(params)
     train_rows, test_rows = train.split(data_mod.window(frame, params.windows.baseline), params.split)
     current = data_mod.window(frame, params.windows.current)
-    model = train.build_model(params, train_rows).fit(train_rows[params.data.features],
+    model = estimators.build_model(params, train_rows).fit(train_rows[params.data.features],
                                                       train_rows[params.data.target])
     metrics = {"test": train.evaluate(model, test_rows, params)[0],
                "current": train.evaluate(model, current, params)[0]}

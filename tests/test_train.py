@@ -8,7 +8,7 @@ import pytest
 
 from helpers.core.config import SplitParams, load_params
 from helpers.core.errors import ParamsError
-from helpers.modeling import train
+from helpers.modeling import estimators, metrics, train
 from helpers.modeling.data import TIME
 
 
@@ -34,7 +34,7 @@ def test_random_split_is_seeded() -> None:
 
 def test_regression_metrics_match_hand_computation() -> None:
     y, p = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 3.0, 2.0, 6.0])
-    got = train.metrics("regression", y, p)
+    got = metrics.metrics("regression", y, p)
     assert got["mae"] == pytest.approx((0 + 1 + 1 + 2) / 4)
     assert got["rmse"] == pytest.approx(np.sqrt((0 + 1 + 1 + 4) / 4))
     assert got["r2"] == pytest.approx(1 - 6 / 5)
@@ -42,7 +42,7 @@ def test_regression_metrics_match_hand_computation() -> None:
 
 def test_classification_metrics_match_hand_computation() -> None:
     y = np.array([0, 0, 1, 1])
-    got = train.metrics("classification", y, np.array([0, 1, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
+    got = metrics.metrics("classification", y, np.array([0, 1, 1, 1]), np.array([0.1, 0.6, 0.7, 0.9]))
     assert got["accuracy"] == pytest.approx(0.75)
     assert got["f1"] == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
     assert got["roc_auc"] == pytest.approx(1.0)
@@ -51,7 +51,7 @@ def test_classification_metrics_match_hand_computation() -> None:
 def test_model_encodes_strings_and_tolerates_unseen_categories(params_file) -> None:
     params = load_params(params_file, ["data.features=[x, city]", "data.target=y"])
     frame = _frame(200)
-    model = train.build_model(params, frame).fit(frame[["x", "city"]], frame["y"])
+    model = estimators.build_model(params, frame).fit(frame[["x", "city"]], frame["y"])
     assert model.named_steps["model"].categorical_features == [True, False]
     unseen = pd.DataFrame({"x": [0.0], "city": ["never seen"]})
     assert np.isfinite(model.predict(unseen)).all()
@@ -60,4 +60,4 @@ def test_model_encodes_strings_and_tolerates_unseen_categories(params_file) -> N
 def test_check_model_params_rejects_task_mismatch(params_file) -> None:
     params = load_params(params_file, ["model.type=HistGradientBoostingClassifier", "model.hyperparameters={}"])
     with pytest.raises(ParamsError, match="does not fit data.task=regression"):
-        train.check_model_params(params)
+        estimators.check_model_params(params)

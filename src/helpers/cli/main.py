@@ -18,7 +18,7 @@ from helpers.cli import deploy, drift, monitor, ops, serve
 from helpers.cli.common import add_params_args, dispatch
 from helpers.core.config import load_params
 from helpers.modeling.data import check_params_against_data
-from helpers.modeling.train import check_model_params
+from helpers.modeling.estimators import check_model_params
 from helpers.pipeline.runner import notebook_dir, run_pipeline
 from helpers.reports.pages import write_index
 

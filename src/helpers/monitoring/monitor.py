@@ -28,7 +28,7 @@ from helpers.core.errors import DataError, RegistryError
 from helpers.core.files import write_json, write_text
 from helpers.core.paths import capture_dir_for
 from helpers.modeling.captures import read_captures, read_labeled_captures
-from helpers.modeling.train import metrics
+from helpers.modeling.metrics import metrics
 from helpers.monitoring.alerts import send_alert
 from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
 from helpers.registry import store

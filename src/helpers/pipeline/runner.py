@@ -27,7 +27,7 @@ from helpers.core.errors import ParamsError
 from helpers.core.files import read_json, write_json
 from helpers.core.times import utc_now_iso
 from helpers.modeling.data import check_params_against_data
-from helpers.modeling.train import check_model_params
+from helpers.modeling.estimators import check_model_params
 from helpers.pipeline.cache import code_hash, find_reusable, reuse_step, step_key
 from helpers.pipeline.manifest import collect_summaries, extra_reports, freeze_params, new_manifest, new_run_id
 from helpers.registry import store

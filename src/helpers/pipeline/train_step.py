@@ -19,7 +19,7 @@ from helpers.core.catalogue import (
     TEST_PREDICTIONS,
 )
 from helpers.core.files import write_json
-from helpers.modeling import train
+from helpers.modeling import estimators, train
 from helpers.modeling.data import file_sha256
 from helpers.pipeline.context import StepContext
 from helpers.pipeline.drift_step import drift_windows, window_table
@@ -52,7 +52,7 @@ def split_table(rows: TrainingData) -> pd.DataFrame:
 
 def fit(ctx: StepContext, rows: pd.DataFrame) -> Any:
     """Build the configured model and fit it on ``rows``."""
-    model = train.build_model(ctx.params, rows)
+    model = estimators.build_model(ctx.params, rows)
     return model.fit(rows[ctx.params.data.features], rows[ctx.params.data.target])
 
 
