@@ -52,7 +52,10 @@ class TaskMetric:
 
 KNOWN_METRICS = {
     "regression": {"mae": "lower", "rmse": "lower", "r2": "higher"},
-    "classification": {"accuracy": "higher", "f1": "higher", "roc_auc": "higher"},
+    "classification": {
+        "accuracy": "higher", "balanced_accuracy": "higher", "precision": "higher", "recall": "higher",
+        "f1": "higher", "roc_auc": "higher", "log_loss": "lower", "brier": "lower",
+    },
 }
 
 # --------------------------------------------------------------------------- value types
@@ -80,6 +83,7 @@ Scheduler = Annotated[str, Matches(r"^(pandas|local|(tcp|tls|inproc|ucx|ws|wss):
 MemorySize = Annotated[str, Matches(r"^(auto|[0-9]*\.?[0-9]+ *([kKmMgGtTpP][iI]?)?[bB]?)$",
                                     "auto or a size like 2GB or 512MiB")]
 HttpUrl = Annotated[str, Matches(r"^https?://\S+$", "an http:// or https:// URL")]
+FactoryPath = Annotated[str, Matches(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", "a function path like my_package.models:build")]
 
 # --------------------------------------------------------------------------- sections
 
@@ -92,6 +96,18 @@ class TimeParams:
     origin: Date | None = None  # first day, e.g. "2011-01-01"
     day_column: str | None = None  # day number counted from 1 at ``origin``
     hour_column: str | None = None  # hour of the day, 0..23
+    unit: Literal["s", "ms"] | None = None  # the column holds epoch seconds or milliseconds
+    timezone: str | None = None  # convert times to this zone (e.g. Europe/Paris); null keeps the data's
+
+
+@dataclass
+class ReadParams:
+    """How a CSV file is read (Parquet files need none of this)."""
+
+    sep: str = ","
+    decimal: str = "."
+    encoding: str = "utf-8"
+    na_values: list[str] = field(default_factory=list)  # extra strings that mean "missing"
 
 
 @dataclass
@@ -104,6 +120,7 @@ class DataParams:
     features: list[str] = field(default_factory=list)
     forbidden_features: list[str] = field(default_factory=list)
     time: TimeParams = field(default_factory=TimeParams)
+    read: ReadParams = field(default_factory=ReadParams)
 
 
 @dataclass
@@ -137,6 +154,7 @@ class ModelParams:
 
     type: str = "HistGradientBoostingRegressor"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    factory: FactoryPath | None = None  # "package.module:function" returning an unfitted estimator
 
 
 @dataclass
@@ -298,6 +316,7 @@ class ServeParams:
     capture: bool = True
     capture_dir: str | None = None  # default: <outputs>/captures; relative to the params file
     capture_format: Literal["parquet", "jsonl"] = "parquet"
+    output: Literal["label", "probabilities", "both"] = "both"  # what a classifier answers
     flush_interval: Positive = 1.0  # seconds; a hard kill loses at most this much capture
     max_pending_rows: AtLeastOne = 100000  # capture rows held in memory before new ones are dropped
     max_body_bytes: AtLeastOne = 10000000  # larger request bodies are refused with 413
