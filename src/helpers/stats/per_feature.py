@@ -153,18 +153,8 @@ def _compare_categorical(prep: Prepared, result: FeatureDrift) -> bool:
     target = CategoricalProfile(counts_t, miss_t)
     if not _has_values(result, base.count, target.count, 0, 0):
         return False
-    labels, b, t = aligned_counts(base, target)
     prep.categorical_base = base
-    prep.labels = labels
-    result.metrics = categorical_metrics(base, target)
-    result.metrics["distinct_baseline"] = float(len(counts_b))
-    result.metrics["distinct_target"] = float(len(counts_t))
-    result.baseline = _categorical_side(base)
-    result.target = _categorical_side(target)
-    result.new_categories = [c for c, n in zip(labels, b, strict=True) if n == 0]
-    result.gone_categories = [c for c, n in zip(labels, t, strict=True) if n == 0]
-    result.histogram = _category_histogram(labels, b, t)
-    _categorical_notes(result, b, t)
+    prep.labels = _fill_categorical(result, base, target)
     return True
 
 
@@ -234,6 +224,13 @@ def _profile_numeric(result: FeatureDrift, base: NumericProfile, target: Numeric
 
 
 def _profile_categorical(result: FeatureDrift, base: CategoricalProfile, target: CategoricalProfile) -> bool:
+    _fill_categorical(result, base, target)
+    return True
+
+
+def _fill_categorical(result: FeatureDrift, base: CategoricalProfile, target: CategoricalProfile) -> list[Any]:
+    """Metrics, sides, new and vanished categories, histogram and notes of a categorical
+    comparison; returns the aligned category labels."""
     labels, b, t = aligned_counts(base, target)
     result.metrics = categorical_metrics(base, target)
     result.metrics["distinct_baseline"] = float(len(base.counts))
@@ -244,7 +241,7 @@ def _profile_categorical(result: FeatureDrift, base: CategoricalProfile, target:
     result.gone_categories = [c for c, n in zip(labels, t, strict=True) if n == 0]
     result.histogram = _category_histogram(labels, b, t)
     _categorical_notes(result, b, t)
-    return True
+    return labels
 
 
 # --------------------------------------------------------------------------- summaries, histograms and notes
