@@ -1,1 +1,2 @@
-"""Layer 2: reading tables and windows, investigate, train and evaluation metrics."""
+"""Layer 2: reading tables, time windows and captured traffic (the capture store's layout and
+readers), investigate, estimators and their feature pipelines, splits and evaluation, metrics."""

@@ -29,7 +29,7 @@ class GateLike(Protocol):
 
 
 class VersionTestLike(Protocol):
-    """Challenger and champion metrics on the same rows (``helpers.registry.release.VersionTest``)."""
+    """Challenger and champion metrics on the same rows (``helpers.registry.version_test.VersionTest``)."""
 
     rows: str
     n_rows: int
@@ -62,7 +62,7 @@ class OutcomeLike(Protocol):
 
 
 class RollbackLike(Protocol):
-    """What a rollback did (``helpers.registry.release.Rollback``)."""
+    """What a rollback did (``helpers.registry.rollback.Rollback``)."""
 
     model: str
     from_version: str
