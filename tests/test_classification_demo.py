@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,15 @@ def scores(frame: pd.DataFrame, predicted: Any) -> dict[str, float]:
 def fit_window(params: Params, rows: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
     """The configured model fitted as step 3 fits it: on all but the latest ``split.test_size``."""
     train, test = split(rows, params.split)
-    with threadpool_limits(params.run.threads):  # OpenMP threads, as run.threads sets them in the notebooks
-        model = build_model(params, train).fit(train[params.data.features], train[params.data.target])
+    model = build_model(params, train).fit(train[params.data.features], train[params.data.target])
     return model, test
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    """One OpenMP/BLAS thread, as run.threads gives the notebooks: fastest on small data."""
+    with threadpool_limits(1):
+        yield
 
 
 def passes(metrics: dict[str, float], bounds: dict[str, dict[str, float]]) -> bool:
