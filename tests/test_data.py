@@ -10,9 +10,11 @@ import pytest
 from helpers.core.config import TimeParams, WindowParams
 from helpers.core.errors import DataError
 from helpers.modeling import data
-from support import DATA
+from support import DATA, ROOT
 
 SHA256 = "ac6950ae6f11efcc69c29d6bb13e8881c001e27d36434660d59444a1414f712c"
+WEATHER = ROOT / "data" / "seattle-weather.csv"
+WEATHER_SHA256 = "62f0609f787158128aa2bd102967173a4953122dd4f872bf1d502cae1037df0b"
 
 
 def test_embedded_data_checksum_and_shape() -> None:
@@ -20,6 +22,19 @@ def test_embedded_data_checksum_and_shape() -> None:
     frame = pd.read_csv(DATA)
     assert frame.shape == (8645, 15)
     assert (frame["casual"] + frame["registered"] == frame["bikers"]).all()
+
+
+def test_weather_data_checksum_shape_classes_and_days() -> None:
+    assert data.file_sha256(WEATHER) == WEATHER_SHA256
+    frame = pd.read_csv(WEATHER)
+    assert frame.shape == (1461, 6)
+    assert list(frame.columns) == ["date", "precipitation", "temp_max", "temp_min", "wind", "weather"]
+    assert frame["weather"].value_counts().to_dict() == {"sun": 714, "fog": 411, "rain": 259, "drizzle": 54, "snow": 23}
+    assert not frame.isna().any().any()
+    stamps = data.add_time(frame, TimeParams(column="date"))[data.TIME]
+    assert stamps.is_monotonic_increasing and not stamps.duplicated().any()
+    assert list(stamps.iloc[[0, -1]]) == [pd.Timestamp("2012-01-01"), pd.Timestamp("2015-12-31")]
+    assert (stamps.diff().dropna() == pd.Timedelta(days=1)).all()  # every day, none missing
 
 
 def test_timestamp_is_origin_plus_day_minus_one_plus_hours() -> None:
