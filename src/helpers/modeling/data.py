@@ -53,6 +53,8 @@ def _read_one(path: Path, read: ReadParams, columns: Sequence[str] | None) -> pd
         if suffix in (".parquet", ".pq"):
             return _without_stored_index(pd.read_parquet(path, columns=list(columns) if columns else None))
         return _read_csv(path, read, columns)
+    except ParamsError:
+        raise
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not {read.encoding} text ({_one_line(exc)}); set data.read.encoding to the "
                         "file's encoding, e.g. latin-1 or cp1252") from None
