@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from helpers.core.config import ComputeParams, DriftParams
@@ -26,6 +28,7 @@ from helpers.stats.profiling import profile_frame
 from helpers.stats.results import DriftReport, FeatureDrift
 from helpers.stats.scale import approximation_bounds, compare_at_scale
 from helpers.stats.statistics import numeric_distances
+from support import run_cli
 
 EXACT_METRICS = ("psi", "jensenshannon", "chi2_statistic", "chi2_pvalue", "chi2_dof", "euclidean",
                  "distinct_baseline", "distinct_target")
@@ -346,3 +349,67 @@ def _assert_close(got: object, want: object, where: str) -> None:
         assert got == pytest.approx(want, rel=1e-9, abs=1e-12), where
     else:
         assert got == want, where
+
+
+# --------------------------------------------------------------------------- real tables, relative paths
+
+
+def _real_frame(rng: np.random.Generator, n: int, shift: float) -> pd.DataFrame:
+    """What users' tables hold: spaced and non-ASCII names, booleans, text, times with a zone."""
+    return pd.DataFrame({
+        "x value": rng.normal(shift, 1.0, n),
+        "température": rng.normal(20.0, 5.0, n),
+        "flag": rng.random(n) < 0.3 + shift / 4,
+        "ville": rng.choice(["Paris", "Köln", "Zürich"], n),
+        "when": pd.date_range("2024-01-01", periods=n, freq="min", tz="Europe/Paris"),
+    })
+
+
+@pytest.fixture(scope="module")
+def real_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Parquet written from filtered pandas frames (a stored ``__index_level_0__``): row groups of
+    one row, an empty file, and a row group larger than ``partition_rows``."""
+    root = tmp_path_factory.mktemp("real")
+    lake = root / "lake"
+    lake.mkdir()
+    rng = np.random.default_rng(11)
+    base, target = _real_frame(rng, 6000, 0.0), _real_frame(rng, 5000, 0.4)
+    base[base["x value"] > -1.5].to_parquet(lake / "base-0.parquet", row_group_size=1)
+    base.iloc[:0].to_parquet(lake / "base-1.parquet")
+    base[base["x value"] <= -1.5].to_parquet(lake / "base-2.parquet", row_group_size=7)
+    target[target["x value"] < 3].to_parquet(lake / "target-0.parquet", row_group_size=10_000)
+    assert "__index_level_0__" in pq.ParquetFile(lake / "base-0.parquet").schema_arrow.names
+    return root
+
+
+@pytest.mark.slow
+def test_real_tables_from_another_folder_on_a_cluster_equal_the_in_memory_report(
+        real_lake: Path, client, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = real_lake / "lake"
+    exact = compare(read_table(lake / "base-*.parquet"), read_table(lake / "target-*.parquet"), DriftParams())
+    monkeypatch.chdir(real_lake)  # the workers stay in the folder the cluster started in
+    assert all(Path(cwd) != real_lake for cwd in client.run(lambda: str(Path.cwd())).values())
+    scaled = compare_at_scale("lake/base-*.parquet", "lake/target-*.parquet", DriftParams(), COMPUTE, client=client)
+    _assert_same_report(scaled, exact)
+    assert [(f.feature, f.type) for f in scaled.features] == [
+        ("x value", "numeric"), ("flag", "categorical"), ("ville", "categorical"), ("température", "numeric"),
+        ("when", "datetime")]
+    base = open_table("lake/base-*.parquet", COMPUTE)
+    assert all(Path(p.path).is_absolute() for p in base.parts) and "__index_level_0__" not in base.columns
+    assert sum(base.rows) == 6000 and max(base.rows) == 2000  # 1-row groups gathered up to partition_rows
+    assert open_table("lake/target-0.parquet", COMPUTE).rows == [len(read_table("lake/target-0.parquet"))]
+
+
+@pytest.mark.slow
+def test_driftgate_drift_on_a_scheduler_address_reads_relative_paths_with_a_stored_index(
+        real_lake: Path, client, tmp_path: Path) -> None:
+    lake = real_lake / "lake"
+    exact = compare(read_table(lake / "base-0.parquet"), read_table(lake / "target-0.parquet"), DriftParams())
+    out = tmp_path / "report.json"
+    done = run_cli("drift", "--baseline", "lake/base-0.parquet", "--target", "lake/target-0.parquet",
+                   "-p", f"compute.scheduler={client.scheduler.address}", "-p", "compute.progress=false",
+                   "--json", str(out), cwd=real_lake)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["summary"]["coefficient"] == pytest.approx(exact.coefficient, abs=1e-12)
+    assert "__index_level_0__" not in done.stdout and "2 workers" in " ".join(report["notes"])

@@ -7,9 +7,10 @@
 The same engine and report as notebook 02. ``A`` and ``B`` are CSV or Parquet files or globs of
 them. Without ``--params`` the drift settings are the defaults and every column present on both
 sides is a feature. ``--params`` takes either a full driftgate params file (its ``drift``,
-``alerts`` and ``compute`` sections and its ``data.features`` are used) or a small file holding
-only ``drift:``, ``alerts:`` and ``compute:`` sections; ``-p drift.correction=bonferroni``
-overrides one key either way. With ``compute.scheduler`` other than ``pandas`` (``local``, or
+``alerts`` and ``compute`` sections, its ``data.features`` and its CSV options ``data.read`` are
+used) or a small file holding only ``drift:``, ``alerts:``, ``compute:`` and ``data: {read: ...}``
+sections; ``-p drift.correction=bonferroni`` or ``-p data.read.sep=;`` overrides one key either
+way. With ``compute.scheduler`` other than ``pandas`` (``local``, or
 ``tcp://host:8786``), Parquet files and globs are compared partition by partition on Dask
 (:func:`helpers.stats.scale.compare_at_scale`), so they need not fit in memory.
 
@@ -27,7 +28,7 @@ from typing import Any
 
 from helpers.core import config
 from helpers.core.catalogue import ALERTS_FILE
-from helpers.core.config import AlertParams, ComputeParams, DriftParams
+from helpers.core.config import AlertParams, ComputeParams, DriftParams, ReadParams
 from helpers.core.errors import ParamsError
 from helpers.modeling.data import read_table
 from helpers.monitoring.alerts import drift_alert, send_alert
@@ -36,6 +37,7 @@ from helpers.stats.compare import compare
 from helpers.stats.scale import compare_at_scale
 
 DRIFT_ONLY_SECTIONS = ("drift", "alerts", "compute")
+READ_SECTION = "data.read"  # the one part of data: a drift-only file may hold (CSV options)
 TABLE_COLUMNS = ["feature", "type", "test", "statistic", "rule", "threshold", "drifted", "contribution"]
 
 
@@ -46,6 +48,7 @@ class DriftSettings:
     drift: DriftParams = field(default_factory=DriftParams)
     alerts: AlertParams = field(default_factory=AlertParams)
     compute: ComputeParams = field(default_factory=ComputeParams)
+    read: ReadParams = field(default_factory=ReadParams)
     features: list[str] | None = None
     alerts_file: Path = Path("outputs") / ALERTS_FILE
 
@@ -81,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if settings.compute.scheduler.strip() != "pandas":
         report = _compare_at_scale(args, settings, features)
     else:
-        baseline = read_table(args.baseline)
-        target = read_table(args.target)
+        baseline = read_table(args.baseline, settings.read)
+        target = read_table(args.target, settings.read)
         report = compare(baseline, target, settings.drift, features=features, time_column=args.time_column)
     _print_report(report)
     if args.html:
@@ -103,16 +106,23 @@ def load_settings(path: str | None, overrides: list[str] | None = None) -> Drift
     if not source.is_file():
         raise ParamsError(f"{source}: params file not found; pass an existing YAML file")
     raw = config.read_yaml(source)
-    if set(raw) <= set(DRIFT_ONLY_SECTIONS):
+    if _is_drift_only(raw):
         return _drift_only(raw, overrides, where=str(source), base=source.resolve().parent)
     params = config.load_params(source, overrides)
     return DriftSettings(
         drift=params.drift,
         alerts=params.alerts,
         compute=params.compute,
+        read=params.data.read,
         features=list(params.data.features) or None,
         alerts_file=params.outputs_dir / ALERTS_FILE,
     )
+
+
+def _is_drift_only(raw: dict[str, Any]) -> bool:
+    """Whether a params file holds only drift:, alerts:, compute: and data: {read: ...}."""
+    data = raw.get("data", {})
+    return set(raw) - {"data"} <= set(DRIFT_ONLY_SECTIONS) and isinstance(data, dict) and set(data) <= {"read"}
 
 
 def _drift_only(raw: dict[str, Any], overrides: list[str], where: str, base: Path) -> DriftSettings:
@@ -122,15 +132,15 @@ def _drift_only(raw: dict[str, Any], overrides: list[str], where: str, base: Pat
         alerts["file"] = str(file if file.is_absolute() else (base / file).resolve())
     for item in overrides:
         key = item.partition("=")[0].strip()
-        if key.split(".")[0] not in DRIFT_ONLY_SECTIONS:
-            raise ParamsError(
-                f"{where}: override {item!r}: only drift.*, alerts.* and compute.* keys apply to driftgate drift"
-            )
+        if key.split(".")[0] not in DRIFT_ONLY_SECTIONS and not (key + ".").startswith(READ_SECTION + "."):
+            raise ParamsError(f"{where}: override {item!r}: only drift.*, alerts.*, compute.* and data.read.* keys "
+                              "apply to driftgate drift")
         config.apply_override(raw, item, where=where)
     return DriftSettings(
         drift=config.build_section(DriftParams, raw.get("drift"), where, "drift"),
         alerts=config.build_section(AlertParams, raw.get("alerts"), where, "alerts"),
         compute=config.build_section(ComputeParams, raw.get("compute"), where, "compute"),
+        read=config.build_section(ReadParams, (raw.get("data") or {}).get("read"), where, READ_SECTION),
     )
 
 

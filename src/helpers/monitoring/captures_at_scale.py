@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 
 def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: Any) -> list[str]:
-    """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``."""
-    return [str(p) for p in capture_files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))]
+    """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``, as absolute paths
+    (the workers that read them may run in another folder)."""
+    files = capture_files(capture_dir, model, "captures", as_utc(start, "start"), as_utc(end, "end"))
+    return [str(Path(p).absolute()) for p in files]
 
 
 def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, baseline: FrameProfile,

@@ -21,7 +21,8 @@ from helpers.core.catalogue import INTERACTIVE_RUN, STEP_SUMMARY
 from helpers.core.config import Params, load_params
 from helpers.core.errors import StepFailed
 from helpers.core.files import read_json, write_json
-from helpers.modeling.data import check_params_against_data
+from helpers.core.times import NAIVE, zone_name
+from helpers.modeling.data import TIME, check_params_against_data
 from helpers.reports.plots import show_figures_inline
 
 
@@ -52,7 +53,8 @@ class StepContext:
         return write_json(self.summary_path(), payload)
 
     def describe(self) -> pd.DataFrame:
-        """A small table saying what this step works on."""
+        """A small table saying what this step works on, with the zone its times and windows are in."""
+        zone = zone_name(self.frame[TIME]) if TIME in self.frame else NAIVE
         rows = {
             "step": self.step,
             "params file": self.params.source,
@@ -60,6 +62,7 @@ class StepContext:
             "run folder": str(self.run_dir),
             "data": self.params.data.path,
             "rows": len(self.frame),
+            "time zone": "naive (times carry no zone)" if zone == NAIVE else zone,
         }
         return pd.DataFrame({"value": rows}).rename_axis("what")
 

@@ -1,5 +1,5 @@
-"""The run manifest: run id, git state, params and their hash, data hashes, package versions,
-and each step's status and timings; plus the frozen params every step of a run reads."""
+"""The run manifest: run id, git state, params and their hash, data hashes and time zone, package
+versions, and each step's status and timings; plus the frozen params every step of a run reads."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from helpers.core.catalogue import FROZEN_PARAMS, STEP_NOTEBOOK, STEP_SUMMARY
 from helpers.core.config import Params
 from helpers.core.files import read_json, write_text
 from helpers.core.times import utc_now_iso
-from helpers.modeling.data import file_sha256
+from helpers.modeling.data import data_timezone, file_sha256
 
 PACKAGES = ["driftgate", "papermill", "nbconvert", "pandas", "numpy", "scipy",
             "scikit-learn", "matplotlib", "mlflow", "pyarrow", "jupyterlab"]
@@ -55,6 +55,8 @@ def package_versions() -> dict[str, str | None]:
 
 
 def new_manifest(run_id: str, params: Params, overrides: list[str], project: Path) -> dict[str, Any]:
+    """The manifest of a new run; ``data_timezone`` is the zone the data's times and the windows are
+    compared in (``naive`` when the times carry none)."""
     data_path = Path(params.data.path)
     data_files = sorted(data_path.parent.glob(data_path.name)) if "*" in data_path.name else [data_path]
     return {
@@ -69,6 +71,7 @@ def new_manifest(run_id: str, params: Params, overrides: list[str], project: Pat
             "values": params.to_dict(),
         },
         "data": {str(f): file_sha256(f) for f in data_files},
+        "data_timezone": data_timezone(params),
         "packages": package_versions(),
         "steps": [],
     }

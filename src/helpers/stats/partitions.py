@@ -5,11 +5,16 @@ A table is a list of partitions: the Parquet files of a glob (grouped by row gro
 frame. :func:`open_table` lists them (reading only Parquet footers), :func:`check_schema` checks
 that every file holds the compared columns with the same kinds, and :func:`read_part` reads one
 partition where its task runs.
+
+Paths are made absolute on the client, so workers running in another folder (or on another
+machine sharing the file system) open the same files. An unnamed pandas index stored in a
+Parquet file (``__index_level_0__``) is never a column; a named one is an ordinary column.
 """
 
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +29,12 @@ from helpers.core.config import ComputeParams
 from helpers.core.errors import DataError
 
 FOOTER_THREADS = 8  # threads reading Parquet footers on the client
+STORED_INDEX = re.compile(r"^__index_level_\d+__$")  # pandas' name for an unnamed index it stored in Parquet
+
+
+def data_columns(schema: pa.Schema) -> list[str]:
+    """The columns of a Parquet schema, without an unnamed pandas index stored in it."""
+    return [name for name in schema.names if not STORED_INDEX.match(name)]
 
 
 @dataclass(frozen=True)
@@ -45,9 +56,10 @@ class FilePart:
     def read(self, columns: Sequence[str] | None) -> pd.DataFrame:
         """The partition's ``columns`` (None: all) as a pandas frame."""
         try:
-            wanted = list(columns) if columns is not None else None
-            table = pq.ParquetFile(self.path).read_row_groups(list(self.row_groups), columns=wanted)
-            return table.to_pandas()
+            handle = pq.ParquetFile(self.path)
+            wanted = list(columns) if columns is not None else data_columns(handle.schema_arrow)
+            table = handle.read_row_groups(list(self.row_groups), columns=wanted)
+            return table.to_pandas(ignore_metadata=True)
         except Exception as exc:
             raise DataError(f"{self.path}: cannot be read as parquet ({describe_error(exc)})") from None
 
@@ -104,7 +116,10 @@ def open_table(table: Any, compute: ComputeParams, *, side: str = "table") -> Ta
 
 
 def _expand(text: str) -> list[str]:
+    """The files of a path or glob, as absolute paths (workers may run in another folder)."""
+    text = str(Path(text).expanduser())
     files = sorted(glob.glob(text)) if any(ch in text for ch in "*?[") else [text]
+    files = [str(Path(f).absolute()) for f in files]
     if not files:
         raise DataError(f"{text}: no file matches this pattern; check the path")
     for path in files:
@@ -128,8 +143,8 @@ def _parquet_table(files: list[str], label: str, partition_rows: int) -> Table:
         parts=list(parts),
         labels=[p.label for p in parts],
         rows=[p.rows for p in parts],
-        columns=list(first.names),
-        kinds={f.name: _arrow_kind(f.type) for f in first},
+        columns=data_columns(first),
+        kinds={f.name: _arrow_kind(f.type) for f in first if not STORED_INDEX.match(f.name)},
         schemas={path: schema for path, (_, schema) in zip(files, footers, strict=True)},
     )
 
