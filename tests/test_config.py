@@ -311,3 +311,9 @@ def test_every_params_file_names_and_fits_the_schema(path: Path) -> None:
 @pytest.mark.parametrize(("override", "message"), RANGE_CASES, ids=[o for o, _ in RANGE_CASES])
 def test_the_json_schema_rejects_what_load_params_rejects(override: str, message: str) -> None:
     assert _schema_errors(_raw_with([override])), f"params/schema.json accepts {override}"
+
+
+def test_a_window_with_an_offset_on_one_bound_only_is_one_line(params_file: Path) -> None:
+    with pytest.raises(ParamsError, match=r"windows.current: give both start and end a UTC offset, or neither"):
+        load_params(params_file, ["windows.current.start=2011-07-01T00:00:00+02:00",
+                                  "windows.current.end=2011-08-01"])

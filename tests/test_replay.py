@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.cli.serve import window_rows
 from helpers.core.config import load_params
 from helpers.core.errors import DataError, ServeError
 from helpers.modeling.captures import read_captures, read_labeled_captures
+from helpers.modeling.data import window_rows
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.replay import replay
 from helpers.serving.service import ScoringService

@@ -22,14 +22,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from helpers.cli.common import add_params_args, dispatch
-from helpers.core.config import Params, WindowParams, load_params
-from helpers.core.errors import DataError
-from helpers.modeling.data import TIME, add_time, read_table, window
+from helpers.core.config import load_params
+from helpers.modeling.data import window_rows
 from helpers.serving.configure import service_from_params
 from helpers.serving.replay import replay
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 
@@ -126,36 +125,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"driftgate replay: first error: {summary['first_error']}", file=sys.stderr)
         return 1
     return 0
-
-
-def window_rows(params: Params, path: str, start: str, end: str) -> pd.DataFrame:
-    """Rows of ``path`` with ``start <= time < end`` (time built as ``data.time`` says), in order.
-
-    Raises
-    ------
-    DataError
-        When a date is malformed, a column is missing or the window is empty.
-    """
-    import pandas as pd
-
-    for label, text in (("--from", start), ("--to", end)):
-        try:
-            pd.Timestamp(text)
-        except (TypeError, ValueError):
-            raise DataError(f"{label}: expected a date like 2011-07-01, got {text!r}") from None
-    if pd.Timestamp(start) >= pd.Timestamp(end):
-        raise DataError(f"--from {start} must be before --to {end}")
-    frame = read_table(path)
-    needed = [*params.data.features, params.data.target]
-    missing = [c for c in needed if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{path}: column(s) {', '.join(missing)} missing; its columns are {', '.join(map(str, frame.columns))}"
-        )
-    rows = window(add_time(frame, params.data.time), WindowParams(start=start, end=end), TIME)
-    if rows.empty:
-        raise DataError(f"{path}: no rows from {start} to {end}")
-    return rows
 
 
 # --------------------------------------------------------------------------- standalone

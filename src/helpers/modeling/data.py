@@ -215,3 +215,32 @@ def _check_columns(frame: pd.DataFrame, params: Params, where: str) -> None:
                 f"{where}: {key_path}: column {', '.join(map(repr, missing))} not in "
                 f"{params.data.path}; its columns are {', '.join(map(str, frame.columns))}{hint}"
             )
+
+
+def window_rows(params: Params, path: str, start: str, end: str) -> pd.DataFrame:
+    """Rows of ``path`` with ``start <= time < end`` (read with ``data.read``, time built as
+    ``data.time`` says), in order: the traffic ``driftgate replay`` sends.
+
+    Raises
+    ------
+    DataError
+        When a date is malformed, a column is missing or the window is empty.
+    """
+    for label, text in (("--from", start), ("--to", end)):
+        try:
+            pd.Timestamp(text)
+        except (TypeError, ValueError):
+            raise DataError(f"{label}: expected a date like 2011-07-01, got {text!r}") from None
+    if pd.Timestamp(start) >= pd.Timestamp(end):
+        raise DataError(f"--from {start} must be before --to {end}")
+    frame = read_table(path, params.data.read)
+    needed = [*params.data.features, params.data.target]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path}: column(s) {', '.join(missing)} missing; its columns are {', '.join(map(str, frame.columns))}"
+        )
+    rows = window(add_time(frame, params.data.time), WindowParams(start=start, end=end), TIME)
+    if rows.empty:
+        raise DataError(f"{path}: no rows from {start} to {end}")
+    return rows

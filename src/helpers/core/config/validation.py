@@ -208,7 +208,11 @@ def _check_windows(params: Params, where: str) -> None:
         window = getattr(params.windows, name)
         for end in ("start", "end"):
             check_constraints([IsoDate()], getattr(window, end), where, f"windows.{name}.{end}")
-        if dt.datetime.fromisoformat(window.start) >= dt.datetime.fromisoformat(window.end):
+        start, end = dt.datetime.fromisoformat(window.start), dt.datetime.fromisoformat(window.end)
+        if (start.tzinfo is None) != (end.tzinfo is None):
+            raise ParamsError(f"{where}: windows.{name}: give both start and end a UTC offset, or neither "
+                              f"(got {window.start} and {window.end})")
+        if start >= end:
             raise ParamsError(f"{where}: windows.{name}: start {window.start} must be before end {window.end}")
 
 
