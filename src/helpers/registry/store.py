@@ -182,22 +182,28 @@ def skops_round_trip(model: Any, example: pd.DataFrame) -> list[str] | None:
 def model_files(model: Any, example: pd.DataFrame, params: Params) -> dict[str, Any]:
     """How :func:`log_model` saves ``model``: the ``mlflow.sklearn.log_model`` arguments.
 
-    skops (the safe format) with the model's own types trusted when skops round-trips it; else
-    cloudpickle (for a ``model.factory`` model skops cannot save: loading a cloudpickle model
-    runs code from the artifact, so load only your own registry's models). The user's own
-    modules the model uses (found outside the installed packages, e.g. next to the params file)
-    are copied into the model (``code_paths``) so it loads where they are not installed; the
-    installed distributions it uses (lightgbm, xgboost, ...) join its pip requirements.
+    A built-in model (``model.type``) is saved with skops, the safe format, its own types
+    trusted. A ``model.factory`` model is saved with skops too when skops round-trips it
+    (saves, loads back with its types trusted, predicts ``example`` alike); else with
+    cloudpickle (loading a cloudpickle model runs code from the artifact: load only your own
+    registry's models). The user's own modules it uses (found outside the installed packages,
+    e.g. next to the params file) are copied into the model (``code_paths``), so it loads where
+    they are not installed; the installed distributions it uses (lightgbm, xgboost, ...) join
+    its pip requirements.
     """
     import mlflow.sklearn
 
+    skops = mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS
+    if not params.model.factory:
+        return {"serialization_format": skops, "skops_trusted_types": trusted_types(model),
+                "pip_requirements": model_requirements()}
     types = skops_round_trip(model, example)
     extra = third_party_distributions(model)
     if types is None:
         options: dict[str, Any] = {"serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE}
         extra = ("cloudpickle", *extra)
     else:
-        options = {"serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS, "skops_trusted_types": types}
+        options = {"serialization_format": skops, "skops_trusted_types": types}
     code = user_code_paths(model, params)
     return {**options, "code_paths": code or None, "pip_requirements": model_requirements(extra)}
 
