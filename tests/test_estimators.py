@@ -152,6 +152,28 @@ def test_boolean_columns_are_numbers() -> None:
     assert np.array_equal(preprocessing.as_float(frame[["b", "c"]]), [[1.0, 1.0], [np.nan, np.nan]], equal_nan=True)
 
 
+@pytest.mark.parametrize("family", ["native", "trees", "scaled"])
+def test_nullable_pandas_dtypes_work_in_every_family(family: str) -> None:
+    frame = pd.DataFrame({"n": pd.array([1, None, 3, 4], dtype="Int64"),
+                          "f": pd.array([1.5, None, 2, 1], dtype="Float64"),
+                          "s": pd.array(["a", None, "b", "a"], dtype="string")})
+    out = preprocessing.preparation(family, frame, list(frame)).fit_transform(frame)
+    expected_row = {"native": [preprocessing.UNKNOWN, np.nan, np.nan], "trees": [0, 3, 1.5]}  # 0: "a", the mode
+    if family in expected_row:
+        assert np.array_equal(out[1], expected_row[family], equal_nan=True)
+    else:
+        assert out[1, :2].tolist() == [1, 0] and np.isfinite(out).all()
+
+
+def test_classifier_without_predict_proba_is_refused_only_for_probability_gates(params_file: Path) -> None:
+    auc_gate = "gates.metrics={roc_auc: {min: 0.6}}"
+    with pytest.raises(ParamsError, match="model.type: SVC gives no predict_proba, needed for roc_auc; pick"):
+        estimators.check_model_params(_params(params_file, "SVC", "classification", auc_gate))
+    estimators.check_model_params(_params(params_file, "SVC", "classification", auc_gate,
+                                          "model.hyperparameters={probability: true}"))
+    estimators.check_model_params(_params(params_file, "SVC", "classification"))
+
+
 # --------------------------------------------------------------------------- model.factory
 
 USER_MODULE = '''

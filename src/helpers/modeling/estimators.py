@@ -23,7 +23,7 @@ from sklearn.utils import all_estimators
 
 from helpers.core.config import Params
 from helpers.core.errors import ParamsError
-from helpers.modeling.factory import factory_model
+from helpers.modeling.factory import factory_model, probability_metrics
 from helpers.modeling.preprocessing import estimator_family, native_categorical_mask, preparation
 
 COMMON_MODULES = ("ensemble", "linear_model", "tree", "neighbors", "svm", "dummy")
@@ -64,6 +64,11 @@ def check_model_params(params: Params) -> None:
     wants_classifier = params.data.task == "classification"
     if is_classifier(cls()) != wants_classifier:
         raise ParamsError(f"{where}: model.type: {cls.__name__} does not fit data.task={params.data.task}")
+    wanted = probability_metrics(params)
+    if wants_classifier and wanted and not hasattr(configured_estimator(params), "predict_proba"):
+        raise ParamsError(f"{where}: model.type: {cls.__name__} gives no predict_proba, needed for "
+                          f"{', '.join(wanted)}; pick a classifier that has it (SVC: set "
+                          "model.hyperparameters.probability: true) or drop those gates")
 
 
 def configured_estimator(params: Params) -> BaseEstimator:

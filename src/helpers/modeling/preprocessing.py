@@ -4,7 +4,8 @@ Three families of scikit-learn estimators want their features differently:
 
 ``native``  (HistGradientBoosting*) handle missing values and take category codes: strings are
             ordinal-encoded (missing and unseen categories get code -1, which they read as
-            missing) and listed in ``categorical_features``; numbers pass through.
+            missing; at most ``max_bins`` codes) and listed in ``categorical_features``; numbers
+            pass through as floats (missing ones as NaN).
 ``trees``   (RandomForest*, ExtraTrees*, DecisionTree*, GradientBoosting*, AdaBoost*, Bagging*)
             split on numbers: median imputation of numbers, most-frequent imputation and
             ordinal codes for strings (an unseen category gets code -1).
@@ -89,7 +90,12 @@ def categorical_columns(frame: pd.DataFrame, features: list[str]) -> list[str]:
 
 
 def as_float(values: Any) -> np.ndarray:
-    """Booleans (bool, nullable boolean or object True/False/None) as 0.0/1.0/NaN."""
+    """Numbers and booleans (also nullable ones, and object True/False/None) as float64, with
+    NaN for every kind of missing value.
+
+    This function and :func:`as_text` are named in every registered model: keep their names
+    and this module's path, or older versions no longer load.
+    """
     return pd.DataFrame(values).astype("float64").to_numpy()
 
 
@@ -135,7 +141,7 @@ def native_categorical_mask(sample: pd.DataFrame, features: list[str]) -> list[b
 def _native_parts(max_bins: int) -> tuple[Any, Any, Any]:
     codes = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=UNKNOWN,
                            encoded_missing_value=UNKNOWN, max_categories=max_bins)
-    return make_pipeline(_converter(as_text), codes), "passthrough", _converter(as_float)
+    return make_pipeline(_converter(as_text), codes), _converter(as_float), _converter(as_float)
 
 
 def _tree_parts(max_bins: int) -> tuple[Any, Any, Any]:
