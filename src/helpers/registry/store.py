@@ -147,6 +147,13 @@ def error_code(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- logging
 
 
+def trusted_types(model: Any) -> list[str]:
+    """Types skops must be told to trust to load ``model`` (it is ours: we just trained it)."""
+    import skops.io as sio
+
+    return sorted(sio.get_untrusted_types(data=sio.dumps(model)))
+
+
 MODEL_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 
 
@@ -215,13 +222,6 @@ def third_party_distributions(model: Any) -> tuple[str, ...]:
     owners = metadata.packages_distributions()
     found = {dist for module in model_modules(model) for dist in owners.get(module, [])}
     return tuple(sorted(found - set(MODEL_PACKAGES) - {"driftgate"}))
-
-
-def trusted_types(model: Any) -> list[str]:
-    """Types skops must be told to trust to load ``model`` (it is ours: we just trained it)."""
-    import skops.io as sio
-
-    return sorted(sio.get_untrusted_types(data=sio.dumps(model)))
 
 
 def missing_lineage(tags: dict[str, str]) -> list[str]:
