@@ -1,5 +1,8 @@
-"""The estimator a params file names: its class, the checks on its hyperparameters, and the
-pipeline that prepares the features for it.
+"""The model a params file names: a scikit-learn class (``model.type``) with its hyperparameters
+and the feature preparation that suits it, or the user's own (``model.factory``).
+
+``model.factory`` wins when both are given: ``model.type`` and ``model.hyperparameters`` are then
+not used by Driftgate (the factory receives the params and may read them).
 
 Example
 -------
@@ -15,16 +18,13 @@ from typing import Any
 
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 from sklearn.utils import all_estimators
 
 from helpers.core.config import Params
 from helpers.core.errors import ParamsError
-
-UNKNOWN = -1  # code for a category unseen in training (and for missing ones)
-
+from helpers.modeling.factory import factory_model, probability_metrics
+from helpers.modeling.preprocessing import estimator_family, native_categorical_mask, preparation
 
 COMMON_MODULES = ("ensemble", "linear_model", "tree", "neighbors", "svm", "dummy")
 
@@ -44,7 +44,12 @@ def estimator_class(name: str) -> type[BaseEstimator]:
 
 
 def check_model_params(params: Params) -> None:
-    """Fail before any work when model.type or a hyperparameter name is wrong."""
+    """Fail before any work when the model cannot be built: a wrong ``model.type`` or
+    hyperparameter name, or a ``model.factory`` that cannot be imported, raises, or returns
+    something that cannot fit and predict."""
+    if params.model.factory:
+        factory_model(params)
+        return
     where = params.source or "params"
     try:
         cls = estimator_class(params.model.type)
@@ -59,31 +64,32 @@ def check_model_params(params: Params) -> None:
     wants_classifier = params.data.task == "classification"
     if is_classifier(cls()) != wants_classifier:
         raise ParamsError(f"{where}: model.type: {cls.__name__} does not fit data.task={params.data.task}")
+    wanted = probability_metrics(params)
+    if wants_classifier and wanted and not hasattr(configured_estimator(params), "predict_proba"):
+        raise ParamsError(f"{where}: model.type: {cls.__name__} gives no predict_proba, needed for "
+                          f"{', '.join(wanted)}; pick a classifier that has it (SVC: set "
+                          "model.hyperparameters.probability: true) or drop those gates")
 
 
-def categorical_columns(frame: pd.DataFrame, features: list[str]) -> list[str]:
-    """Features whose values are strings (or categories): they are ordinal-encoded."""
-    return [
-        c for c in features
-        if not pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-    ]
-
-
-def build_model(params: Params, sample: pd.DataFrame) -> Pipeline:
-    """A Pipeline: ordinal-encode string features, then the configured estimator."""
-    features = params.data.features
-    categorical = categorical_columns(sample, features)
-    numeric = [c for c in features if c not in categorical]
-    encoder = OrdinalEncoder(
-        handle_unknown="use_encoded_value", unknown_value=UNKNOWN, encoded_missing_value=UNKNOWN
-    )
-    prepare = ColumnTransformer(
-        [("categorical", encoder, categorical), ("numeric", "passthrough", numeric)],
-        verbose_feature_names_out=False,
-    )
+def configured_estimator(params: Params) -> BaseEstimator:
+    """An instance of ``model.type`` with ``model.hyperparameters``."""
     hyper: dict[str, Any] = dict(params.model.hyperparameters)
-    estimator = estimator_class(params.model.type)(**hyper)
-    if "categorical_features" in estimator.get_params() and "categorical_features" not in hyper:
-        mask = [True] * len(categorical) + [False] * len(numeric)
-        estimator.set_params(categorical_features=mask if any(mask) else None)
+    return estimator_class(params.model.type)(**hyper)
+
+
+def build_model(params: Params, sample: pd.DataFrame) -> Any:
+    """The unfitted model: the factory's, or a Pipeline of the feature preparation that suits
+    ``model.type`` (see :mod:`helpers.modeling.preprocessing`) and the estimator.
+
+    ``sample`` (rows like the training rows) tells which features are strings and booleans.
+    """
+    if params.model.factory:
+        return factory_model(params)
+    features = params.data.features
+    estimator = configured_estimator(params)
+    family = estimator_family(estimator)
+    settings = estimator.get_params()
+    prepare = preparation(family, sample, features, max_bins=int(settings.get("max_bins", 255)))
+    if family == "native" and "categorical_features" not in params.model.hyperparameters:
+        estimator.set_params(categorical_features=native_categorical_mask(sample, features))
     return Pipeline([("prepare", prepare), ("model", estimator)])

@@ -32,6 +32,7 @@ from helpers.core import catalogue as names
 from helpers.core.catalogue import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
 from helpers.core.config import Params
 from helpers.core.errors import RegistryError
+from helpers.modeling.factory import model_modules, user_code_paths
 
 # Lineage every registered version must carry (the train step adds windows, paths, dirty flag).
 REQUIRED_LINEAGE = (names.LINEAGE_RUN_ID, names.LINEAGE_GIT_COMMIT, names.LINEAGE_DATA_SHA256,
@@ -156,15 +157,71 @@ def trusted_types(model: Any) -> list[str]:
 MODEL_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 
 
-def model_requirements() -> list[str]:
-    """Pinned pip requirements of a logged model, read from this environment.
+def model_requirements(extra: tuple[str, ...] = ()) -> list[str]:
+    """Pinned pip requirements of a logged model (:data:`MODEL_PACKAGES` and ``extra``
+    distributions), read from this environment.
 
     Given explicitly, MLflow skips its requirement inference (a subprocess that re-imports
     the model: seconds per registration, and it picks up unrelated packages).
     """
     from importlib import metadata
 
-    return [f"{name}=={metadata.version(name)}" for name in MODEL_PACKAGES]
+    names = list(dict.fromkeys([*MODEL_PACKAGES, *extra]))
+    return [f"{name}=={metadata.version(name)}" for name in names]
+
+
+def skops_round_trip(model: Any, example: pd.DataFrame) -> list[str] | None:
+    """The types skops must trust to load ``model``, or None when skops cannot save it, load it
+    back, or the loaded copy predicts ``example`` differently."""
+    import numpy as np
+    import skops.io as sio
+
+    try:
+        data = sio.dumps(model)
+        types = sorted(sio.get_untrusted_types(data=data))
+        expected, got = np.asarray(model.predict(example)), np.asarray(sio.loads(data, trusted=types).predict(example))
+        same = np.array_equal(got, expected, equal_nan=expected.dtype.kind == "f")
+    except Exception:  # a type skops has no rule for (a lambda, a C extension's object, ...)
+        return None
+    return types if same else None
+
+
+def model_files(model: Any, example: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """How :func:`log_model` saves ``model``: the ``mlflow.sklearn.log_model`` arguments.
+
+    A built-in model (``model.type``) is saved with skops, the safe format, its own types
+    trusted. A ``model.factory`` model is saved with skops too when skops round-trips it
+    (saves, loads back with its types trusted, predicts ``example`` alike); else with
+    cloudpickle (loading a cloudpickle model runs code from the artifact: load only your own
+    registry's models). The user's own modules it uses (found outside the installed packages,
+    e.g. next to the params file) are copied into the model (``code_paths``), so it loads where
+    they are not installed; the installed distributions it uses (lightgbm, xgboost, ...) join
+    its pip requirements.
+    """
+    import mlflow.sklearn
+
+    skops = mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS
+    if not params.model.factory:
+        return {"serialization_format": skops, "skops_trusted_types": trusted_types(model),
+                "pip_requirements": model_requirements()}
+    types = skops_round_trip(model, example)
+    extra = third_party_distributions(model)
+    if types is None:
+        options: dict[str, Any] = {"serialization_format": mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE}
+        extra = ("cloudpickle", *extra)
+    else:
+        options = {"serialization_format": skops, "skops_trusted_types": types}
+    code = user_code_paths(model, params)
+    return {**options, "code_paths": code or None, "pip_requirements": model_requirements(extra)}
+
+
+def third_party_distributions(model: Any) -> tuple[str, ...]:
+    """Installed distributions, beyond :data:`MODEL_PACKAGES`, whose modules ``model`` uses."""
+    from importlib import metadata
+
+    owners = metadata.packages_distributions()
+    found = {dist for module in model_modules(model) for dist in owners.get(module, [])}
+    return tuple(sorted(found - set(MODEL_PACKAGES) - {"driftgate"}))
 
 
 def missing_lineage(tags: dict[str, str]) -> list[str]:
@@ -200,8 +257,7 @@ def log_model(
             signature=signature,
             input_example=example,
             registered_model_name=params.mlflow.model_name,
-            skops_trusted_types=trusted_types(model),
-            pip_requirements=model_requirements(),
+            **model_files(model, example, params),
         )
     client = MlflowClient()
     name, version = params.mlflow.model_name, str(info.registered_model_version)
