@@ -18,9 +18,11 @@ Example
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 
 
@@ -61,8 +63,8 @@ def classification_metrics(
     A probability metric that is undefined on these rows (ROC AUC when one class is absent) is
     left out rather than written as NaN.
     """
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    labels = np.asarray(classes) if classes is not None else np.unique(np.concatenate([y_true, y_pred]))
+    y_true, y_pred = _plain(y_true), _plain(y_pred)
+    labels = _plain(classes) if classes is not None else np.unique(np.concatenate([y_true, y_pred]))
     out = label_metrics(y_true, y_pred, labels)
     if proba is not None:
         out.update(probability_metrics(y_true, _two_columns(np.asarray(proba, dtype=float)), labels))
@@ -75,9 +77,12 @@ def label_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) ->
         averaging: dict[str, Any] = {"average": "binary", "pos_label": labels[-1]}
     else:
         averaging = {"average": "macro", "labels": labels}
+    with warnings.catch_warnings():  # a class predicted but absent from the rows is no news here
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        balanced = float(skm.balanced_accuracy_score(y_true, y_pred))
     return {
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": balanced,
         "precision": float(skm.precision_score(y_true, y_pred, zero_division=0, **averaging)),
         "recall": float(skm.recall_score(y_true, y_pred, zero_division=0, **averaging)),
         "f1": float(skm.f1_score(y_true, y_pred, zero_division=0, **averaging)),
@@ -105,6 +110,13 @@ def brier_score(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> fl
     """Mean squared error between the one-hot labels and the probabilities, over rows and classes."""
     one_hot = (np.asarray(y_true)[:, None] == np.asarray(labels)[None, :]).astype(float)
     return float(np.mean((one_hot - proba) ** 2))
+
+
+def _plain(values: Any) -> np.ndarray:
+    """Labels as an array of their own type (object arrays of booleans or integers, which
+    scikit-learn cannot classify, become bool or int arrays)."""
+    array = np.asarray(values) if hasattr(values, "__array__") else np.asarray(list(values), dtype=object)
+    return pd.Series(array).infer_objects().to_numpy()
 
 
 def _two_columns(proba: np.ndarray) -> np.ndarray:
