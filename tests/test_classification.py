@@ -22,7 +22,7 @@ from helpers.modeling import investigate, train
 from helpers.modeling.data import TIME, check_params_against_data
 from helpers.modeling.estimators import build_model
 from helpers.modeling.metrics import classification_metrics
-from helpers.pipeline import drift_step, train_step
+from helpers.pipeline import drift_step, investigate_step, train_step
 from helpers.pipeline.context import StepContext
 from helpers.reports import plots
 from helpers.stats.profile import FrameProfile
@@ -265,6 +265,13 @@ def test_imbalance_warning_names_the_rare_class(params_file: Path, tmp_path: Pat
     target = investigate.target_summary(check_params_against_data(params), params)
     assert target["imbalanced"] and target["smallest_share"] == pytest.approx(0.05)
     assert "rare has 5.0%" in target["warning"]
+
+
+def test_baseline_profile_counts_the_classes(case, tmp_path: Path) -> None:
+    kind, params, frame = case
+    ctx = StepContext(step="investigate", params=params, run_dir=tmp_path, frame=frame)
+    label = json.loads(investigate_step.write_baseline_profile(ctx).read_text())["columns"]["label"]
+    assert label["kind"] == "categorical" and set(label["counts"]) == {str(c) for c in CLASSES[kind]}
 
 
 def test_target_drift_compares_class_shares(case) -> None:
