@@ -14,6 +14,7 @@ import pandas as pd
 
 from helpers.core.config import Params
 from helpers.modeling.data import TIME
+from helpers.modeling.train import tidy_labels
 
 
 def schema(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -88,22 +89,66 @@ def time_coverage(frame: pd.DataFrame, freq: str = "MS") -> pd.DataFrame:
     return table.rename_axis("period").reset_index()
 
 
-def target_summary(frame: pd.DataFrame, params: Params) -> dict[str, float]:
-    """Mean, std, quantiles of the target (regression) or class shares (classification)."""
+IMBALANCE_SHARE = 0.10  # a class with a smaller share of the labelled rows is rare
+
+
+def target_summary(frame: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """Mean, std, quantiles of the target (regression); class counts and shares, the smallest
+    share and an imbalance warning (classification). Both count the rows without a target."""
     target = frame[params.data.target]
+    missing = int(target.isna().sum())
     if params.data.task == "classification":
-        shares = target.value_counts(normalize=True)
-        return {str(k): float(v) for k, v in shares.items()}
-    quantiles = target.quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_numpy()
+        return _class_summary(frame, params, missing)
+    values = pd.to_numeric(target, errors="coerce")
+    quantiles = values.quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_numpy()
     return {
-        "mean": float(target.mean()),
-        "std": float(target.std()),
+        "mean": float(values.mean()),
+        "std": float(values.std()),
         "min": float(quantiles[0]),
         "q25": float(quantiles[1]),
         "median": float(quantiles[2]),
         "q75": float(quantiles[3]),
         "max": float(quantiles[4]),
+        "missing": missing,
     }
+
+
+def _class_summary(frame: pd.DataFrame, params: Params, missing: int) -> dict[str, Any]:
+    balance = class_balance(frame, params)
+    smallest = balance.loc[balance["share"].idxmin()] if len(balance) else None
+    warning = None
+    if smallest is not None and smallest["share"] < IMBALANCE_SHARE:
+        warning = (f"imbalanced classes: {smallest['class']!s} has {smallest['share']:.1%} of the labelled "
+                   f"rows (below {IMBALANCE_SHARE:.0%}); prefer balanced_accuracy, f1 or roc_auc to accuracy")
+    return {
+        "classes": len(balance),
+        "counts": {str(c): int(n) for c, n in zip(balance["class"], balance["rows"], strict=True)},
+        "shares": {str(c): float(s) for c, s in zip(balance["class"], balance["share"], strict=True)},
+        "smallest_share": None if smallest is None else float(smallest["share"]),
+        "imbalanced": warning is not None,
+        "warning": warning,
+        "missing": missing,
+    }
+
+
+def class_balance(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """Rows and share of each class among the labelled rows, in class order."""
+    labels = tidy_labels(frame[params.data.target])
+    counts = labels.value_counts().sort_index()
+    table = pd.DataFrame({"class": counts.index.to_list(), "rows": counts.to_numpy(dtype=int)})
+    table["share"] = table["rows"] / max(int(table["rows"].sum()), 1)
+    return table
+
+
+def class_shares_over_time(frame: pd.DataFrame, params: Params, freq: str = "MS") -> pd.DataFrame:
+    """Share of each class among the labelled rows of each period (monthly by default);
+    one row per period, one column per class."""
+    rows = frame.loc[frame[params.data.target].notna(), [TIME]].copy()
+    rows["label"] = tidy_labels(frame[params.data.target]).to_numpy()
+    counts = rows.groupby([pd.Grouper(key=TIME, freq=freq), "label"]).size().unstack("label", fill_value=0)
+    shares = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0)
+    shares.columns = [str(c) for c in shares.columns]
+    return shares.rename_axis("period").rename_axis(None, axis=1).reset_index()
 
 
 def correlations(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -143,8 +188,8 @@ def validation_checks(frame: pd.DataFrame, params: Params) -> list[Check]:
                         f"{duplicates:.2%} duplicated, at most {rules.max_duplicate_share:.2%} allowed"))
     for name, bounds in rules.ranges.items():
         checks.append(_range_check(frame, name, bounds))
-    if rules.target_min is not None:
-        low = float(frame[params.data.target].min())
+    if rules.target_min is not None and params.data.task == "regression":
+        low = float(pd.to_numeric(frame[params.data.target], errors="coerce").min())
         checks.append(Check("target minimum", params.data.target, low >= rules.target_min,
                             f"smallest value {low:g}, at least {rules.target_min:g} required"))
     leaks = [c for c in params.data.forbidden_features if c in params.data.features]
@@ -173,13 +218,28 @@ def checks_table(checks: list[Check]) -> pd.DataFrame:
 def summary(frame: pd.DataFrame, params: Params, checks: list[Check]) -> dict[str, Any]:
     """The JSON summary of the investigate step (``investigate.json``)."""
     failed = [asdict(c) for c in checks if not c.passed]
+    target = target_summary(frame, params)
     return {
         "rows": int(len(frame)),
         "columns": list(map(str, frame.columns)),
         "time_start": str(frame[TIME].min()),
         "time_end": str(frame[TIME].max()),
-        "target": target_summary(frame, params),
+        "target": target,
+        "missing_per_feature": {name: int(frame[name].isna().sum()) for name in params.data.features},
+        "warnings": target_warnings(target, params),
         "checks": [asdict(c) for c in checks],
         "validation_passed": not failed,
         "failed_checks": failed,
     }
+
+
+def target_warnings(target: dict[str, Any], params: Params) -> list[str]:
+    """What a reader should know about the target (a :func:`target_summary`): rows without one,
+    rare classes."""
+    out = []
+    if target["missing"]:
+        out.append(f"{target['missing']} rows have no {params.data.target} value: "
+                   "they are left out of training and evaluation")
+    if target.get("warning"):
+        out.append(target["warning"])
+    return out

@@ -28,10 +28,13 @@ def finish_investigate(ctx: StepContext, checks: list[Any]) -> dict[str, Any]:
 
 
 def write_baseline_profile(ctx: StepContext) -> Path:
-    """Profile the baseline window's features and target (mergeable, JSON) for monitoring."""
+    """Profile the baseline window's features and target (mergeable, JSON) for monitoring; a
+    classification target is profiled as a category (class counts)."""
     baseline = data_mod.window(ctx.frame, ctx.params.windows.baseline)
     columns = [*ctx.params.data.features, ctx.params.data.target]
     types, _notes = infer_column_types(baseline, ctx.params.drift, columns)
+    if ctx.params.data.task == "classification":
+        types[ctx.params.data.target] = "categorical"
     prof = profile_frame(baseline[columns], types, bins=ctx.params.drift.bins)
     path = ctx.run_dir / BASELINE_PROFILE
     write_json(path, prof.to_dict())

@@ -3,7 +3,7 @@ with its lineage, predictions and monitoring baseline."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +31,40 @@ from helpers.stats.profiling import profile_frame
 
 @dataclass
 class TrainingData:
-    """Train and test rows from the baseline window, and the labelled current window."""
+    """Train and test rows from the baseline window, and the current window. Training uses only
+    rows with a label; test and current rows keep theirs without one (they are predicted, not
+    evaluated: see :func:`helpers.modeling.train.scored_rows`), counted in ``unlabelled``."""
 
     train: pd.DataFrame
     test: pd.DataFrame
     current: pd.DataFrame
+    unlabelled: dict[str, int] = field(default_factory=dict)  # row set -> rows without a label
+
+    def notes(self, target: str) -> list[str]:
+        """One line per row set with rows that have no label."""
+        return [f"{name}: {count} rows without a {target} value left out of "
+                f"{'training' if name == 'train' else 'evaluation'}"
+                for name, count in self.unlabelled.items() if count]
 
 
 def training_data(ctx: StepContext) -> TrainingData:
-    """Split the baseline window (time-aware by default) and take the current window."""
+    """Split the baseline window (time-aware by default), keep the labelled training rows, and
+    take the current window."""
     baseline, current = drift_windows(ctx)
     train_rows, test_rows = train.split(baseline, ctx.params.split)
-    return TrainingData(train=train_rows, test=test_rows, current=current)
+    train_rows, train_unlabelled = train.labelled(train_rows, ctx.params)
+    target = ctx.params.data.target
+    unlabelled = {"train": train_unlabelled, "test": int(test_rows[target].isna().sum()),
+                  "current": int(current[target].isna().sum())}
+    return TrainingData(train=train_rows, test=test_rows, current=current, unlabelled=unlabelled)
 
 
 def split_table(rows: TrainingData) -> pd.DataFrame:
-    """Rows and time span of train, test and current rows."""
-    return window_table(train=rows.train, test=rows.test, current=rows.current)
+    """Rows and time span of train, test and current rows, and how many have no label (left out
+    of training, or of evaluation)."""
+    table = window_table(train=rows.train, test=rows.test, current=rows.current)
+    table["without label (left out)"] = [rows.unlabelled.get(name, 0) for name in ("train", "test", "current")]
+    return table
 
 
 def fit(ctx: StepContext, rows: pd.DataFrame) -> Any:
@@ -67,14 +84,10 @@ class Evaluation:
 
 def evaluate(ctx: StepContext, model: Any, rows: TrainingData) -> Evaluation:
     """Metrics on the held-out test rows and on the current window, with predictions."""
-    test_metrics, test_pred = train.evaluate(model, rows.test, ctx.params)
-    current_metrics, current_pred = train.evaluate(model, rows.current, ctx.params)
+    test_metrics, test_predictions = train.evaluate(model, rows.test, ctx.params)
+    current_metrics, current_predictions = train.evaluate(model, rows.current, ctx.params)
     table = pd.DataFrame({"test": test_metrics, "current": current_metrics})
-    return Evaluation(
-        metrics=table,
-        test=train.predictions_frame(rows.test, test_pred, ctx.params),
-        current=train.predictions_frame(rows.current, current_pred, ctx.params),
-    )
+    return Evaluation(metrics=table, test=test_predictions, current=current_predictions)
 
 
 def lineage(ctx: StepContext) -> dict[str, str]:
@@ -125,7 +138,9 @@ def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evalu
         "model": ref.to_dict(),
         "task": ctx.params.data.task,
         "metrics": {name: col.to_dict() for name, col in evaluation.metrics.items()},
-        "rows": {"train": len(rows.train), "test": len(rows.test), "current": len(rows.current)},
+        "rows": {"train": len(rows.train), "test": len(rows.test), "current": len(rows.current),
+                 "without_label": rows.unlabelled},
+        "notes": rows.notes(ctx.params.data.target),
         "predictions": {"test": TEST_PREDICTIONS, "current": CURRENT_PREDICTIONS},
         "headline": {"version": ref.version, **{k: float(v) for k, v in test_metrics.items()}},
     }
@@ -134,14 +149,22 @@ def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evalu
 
 
 def write_monitoring_baseline(ctx: StepContext, model: Any, rows: pd.DataFrame) -> Path:
-    """Profile the training rows' features, target and the model's predictions on them:
-    what monitoring compares captured traffic with."""
+    """Profile the training rows' features, target and the model's predictions on them: what
+    monitoring compares captured traffic with. A classifier's predicted label (``prediction``)
+    and the target are categorical, each class probability (``proba_<class>``) numeric."""
     params = ctx.params
     frame = rows[[*params.data.features, params.data.target]].copy()
     frame[PREDICTION] = model.predict(rows[params.data.features])
+    output_types = {PREDICTION: "numeric", params.data.target: "numeric"}
+    if params.data.task == "classification":
+        output_types = {PREDICTION: "categorical", params.data.target: "categorical"}
+        if hasattr(model, "predict_proba"):
+            proba = model.predict_proba(rows[params.data.features])
+            for index, label in enumerate(train.classes(model) or []):
+                frame[train.proba_column(label)] = proba[:, index]
+                output_types[train.proba_column(label)] = "numeric"
     types, _notes = infer_column_types(frame, params.drift, list(frame.columns))
-    if params.data.task == "regression":
-        types[PREDICTION] = types[params.data.target] = "numeric"
+    types.update(output_types)
     prof = profile_frame(frame, types, bins=params.drift.bins)
     return write_json(ctx.run_dir / MONITORING_BASELINE, prof.to_dict())
 

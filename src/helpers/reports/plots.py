@@ -1,7 +1,9 @@
 """Matplotlib figures shared by the notebooks and the reports (investigate, train, release).
 
 Every function returns a :class:`matplotlib.figure.Figure`; a notebook cell shows it.
-Drift figures live in :mod:`helpers.drift_plots`.
+Drift figures live in :mod:`helpers.reports.drift_plots`, the classification panels in
+:mod:`helpers.reports.classification_plots`. The task-agnostic helpers (:func:`target_figure`,
+:func:`evaluation_figure`) pick the figure for ``data.task``, so a notebook cell needs no branch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from helpers.core.config import Params
 from helpers.modeling.data import TIME
+from helpers.modeling.train import scored_rows
+from helpers.reports import classification_plots
 
 BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#7f7f7f"
 
@@ -66,14 +71,53 @@ def _grid(count: int, columns: int = 4, size: tuple[float, float] = (3.2, 2.4)) 
     return fig, flat[:count]
 
 
-def target_over_time(frame: pd.DataFrame, target: str, freq: str = "D") -> Figure:
-    """Daily mean of the target, to see trend and seasonality."""
-    series = frame.set_index(TIME)[target].resample(freq).mean()
-    fig, ax = plt.subplots(figsize=(11, 3))
-    ax.plot(series.index, series.to_numpy(), color=BLUE, lw=1)
-    ax.set(title=f"{target}: mean per {freq} period", ylabel=target)
+def target_figure(frame: pd.DataFrame, params: Params) -> Figure:
+    """The target over time and its distribution: the mean per period and a histogram
+    (regression), or the class shares per period and the rows per class (classification)."""
+    freq = period_for(frame)
+    if params.data.task == "classification":
+        return classification_plots.target_figure(frame, params, freq)
+    target = params.data.target
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 3.4), width_ratios=[2.4, 1])
+    _draw_mean_over_time(left, frame, target, freq)
+    _distribution(right, frame[target], bins=40, max_levels=10)
+    right.set(title=f"Distribution of {target}", xlabel=target, ylabel="rows")
     fig.tight_layout()
     return fig
+
+
+def period_for(frame: pd.DataFrame) -> str:
+    """A period alias giving a readable number of points: days up to ~4 months, then weeks,
+    then months."""
+    if TIME not in frame or frame[TIME].isna().all():
+        return "D"
+    days = (frame[TIME].max() - frame[TIME].min()).days
+    return "D" if days <= 120 else "W" if days <= 730 else "MS"
+
+
+def evaluation_figure(predictions: pd.DataFrame, params: Params, title: str = "held-out rows") -> Figure:
+    """The evaluation panels for ``data.task``: :func:`residuals` (regression), or the confusion
+    matrix, ROC, precision-recall and reliability curves (classification); on the rows with a
+    known target."""
+    rows = scored_rows(predictions, params.data.task)
+    if params.data.task == "classification":
+        return classification_plots.evaluation_figure(rows, title)
+    return residuals(rows, title)
+
+
+def target_over_time(frame: pd.DataFrame, target: str, freq: str = "D") -> Figure:
+    """Mean of a numeric target per period, to see trend and seasonality."""
+    fig, ax = plt.subplots(figsize=(11, 3))
+    _draw_mean_over_time(ax, frame, target, freq)
+    fig.tight_layout()
+    return fig
+
+
+def _draw_mean_over_time(ax: Any, frame: pd.DataFrame, target: str, freq: str) -> None:
+    values = pd.to_numeric(frame[target], errors="coerce")
+    series = pd.Series(values.to_numpy(), index=pd.DatetimeIndex(frame[TIME])).sort_index().resample(freq).mean()
+    ax.plot(series.index, series.to_numpy(), color=BLUE, lw=1)
+    ax.set(title=f"{target}: mean per {freq} period", ylabel=target)
 
 
 def _distribution(ax: Any, series: pd.Series, bins: int, max_levels: int) -> None:
