@@ -317,3 +317,17 @@ def test_a_window_with_an_offset_on_one_bound_only_is_one_line(params_file: Path
     with pytest.raises(ParamsError, match=r"windows.current: give both start and end a UTC offset, or neither"):
         load_params(params_file, ["windows.current.start=2011-07-01T00:00:00+02:00",
                                   "windows.current.end=2011-08-01"])
+
+
+def test_metric_keys_left_out_take_the_tasks_default(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "params" / "ci.yaml").read_text())
+    raw["gates"]["champion"].pop("metric", None)
+    raw.get("monitor", {}).pop("metric", None)
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    regression = load_params(tmp_path / "p.yaml")
+    assert regression.monitor.metric == regression.gates.champion.metric == "rmse"
+    raw["data"]["task"], raw["gates"]["metrics"], raw["gates"]["current_metrics"] = "classification", {}, {}
+    raw["model"] = {"type": "HistGradientBoostingClassifier"}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    classification = load_params(tmp_path / "p.yaml")
+    assert classification.monitor.metric == classification.gates.champion.metric == "f1"

@@ -50,6 +50,7 @@ class TaskMetric:
     after the whole file is read, since it depends on another key."""
 
 
+DEFAULT_METRIC = {"regression": "rmse", "classification": "f1"}  # what a metric key left null means
 KNOWN_METRICS = {
     "regression": {"mae": "lower", "rmse": "lower", "r2": "higher"},
     "classification": {
@@ -229,7 +230,7 @@ class ChampionGate:
     received feedback in the last ``captured_days`` days (at least ``min_captured_rows``).
     """
 
-    metric: Metric = "rmse"
+    metric: Metric | None = None  # null: the task's default metric (rmse, or f1 for classification)
     compare_on: Literal["current", "test", "captured"] = "current"
     min_improvement: NonNegative = 0.0
     relative: bool = False
@@ -281,7 +282,7 @@ class MonitorParams:
 
     period: Literal["hour", "day", "week", "month"] = "day"  # default window: this long, ending now
     min_rows: Count = 50  # fewer captured rows: no decision, and the report says so
-    metric: Metric = "rmse"  # performance metric on captured rows that have feedback
+    metric: Metric | None = None  # on captured rows with feedback; null: rmse, or f1 for classification
     max_degradation: NonNegative = 0.25  # relative worsening of ``metric`` against the champion's test value
     retrain: bool = False  # on drift or degradation, retrain on the period's labelled captures
     retrain_test_share: OpenShare = 0.25  # latest share of those rows held out as the retraining's current window

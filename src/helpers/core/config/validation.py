@@ -18,6 +18,7 @@ from typing import Any, Literal
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 
 from helpers.core.config.schema import (
+    DEFAULT_METRIC,
     KNOWN_METRICS,
     IsoDate,
     Matches,
@@ -233,9 +234,11 @@ def check_task_metrics(section: Any, task: str, where: str, key_path: str = "") 
     known = KNOWN_METRICS[task]
     for name, tp in section_fields(type(section)).items():
         value, path = getattr(section, name), join(key_path, name)
-        base, constraints = split_annotated(tp)
+        base, constraints = split_annotated(without_none(tp))
         if dataclasses.is_dataclass(base):
             check_task_metrics(value, task, where, path)
+        elif any(isinstance(c, TaskMetric) for c in constraints) and value is None:
+            setattr(section, name, DEFAULT_METRIC[task])
         elif any(isinstance(c, TaskMetric) for c in constraints) and value not in known:
             raise ParamsError(f"{where}: {path}: unknown metric {value!r}{suggest(value, known)}")
         elif typing.get_origin(base) is dict and _declares_metric(typing.get_args(base)[0]):
