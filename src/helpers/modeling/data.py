@@ -17,6 +17,7 @@ import pandas as pd
 
 from helpers.core.config import Params, TimeParams, WindowParams
 from helpers.core.errors import DataError, ParamsError
+from helpers.modeling.checks import check_data_path, check_not_folder, check_table, check_times, check_window_labels
 
 TIME = "timestamp"  # name of the time column that load_frame adds
 
@@ -32,6 +33,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def _read_one(path: Path) -> pd.DataFrame:
+    check_not_folder(path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found; check data.path or the --data argument")
     suffix = path.suffix.lower()
@@ -88,6 +90,7 @@ def check_params_against_data(params: Params) -> pd.DataFrame:
     """
     where = params.source or "params"
     path = params.data.path
+    check_data_path(path, where)
     if not any(ch in path for ch in "*?[") and not Path(path).is_file():
         raise ParamsError(f"{where}: data.path: file not found: {path}")
     try:
@@ -95,18 +98,22 @@ def check_params_against_data(params: Params) -> pd.DataFrame:
     except DataError as exc:
         raise ParamsError(f"{where}: data.path: {exc}") from None
     _check_columns(frame, params, where)
+    check_table(frame, params, where)
     try:
         frame = add_time(frame, params.data.time)
     except (ValueError, TypeError) as exc:
         raise ParamsError(f"{where}: data.time: cannot build timestamps ({exc})") from None
+    check_times(frame[TIME], params, where)
     for name in ("baseline", "current"):
         span = getattr(params.windows, name)
-        if window(frame, span).empty:
+        rows = window(frame, span)
+        if rows.empty:
             first, last = frame[TIME].min(), frame[TIME].max()
             raise ParamsError(
                 f"{where}: windows.{name}: no rows between {span.start} and {span.end}; "
                 f"the data covers {first:%Y-%m-%d} to {last:%Y-%m-%d}"
             )
+        check_window_labels(rows, params, where, name)
     return frame
 
 
