@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from helpers.cli.drift import DRIFT_ONLY_SECTIONS
@@ -32,7 +34,14 @@ LOGS_DIR = "logs"  # under the outputs folder: tracebacks of internal errors
 # A file-system error on one of these is a path the user gave (params or arguments): exit 2.
 PATH_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EPERM,
                          errno.EROFS, errno.ENAMETOOLONG})
+FILE_ERROR_REASONS = {
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOTDIR: "a part of this path is a file, not a folder",
+    errno.ENOENT: "no such file or folder",
+    errno.EACCES: "permission denied",
+}
 CHATTY_LOGGERS = ("mlflow", "alembic")  # their INFO lines (creating a store...) are not for the user
+MLFLOW_LEVEL_ENV = "MLFLOW_LOGGING_LEVEL"  # read when mlflow is first imported (lazily, by a command)
 
 
 def add_params_args(parser: argparse.ArgumentParser, example: str = "split.test_size=0.3") -> None:
@@ -58,10 +67,9 @@ def dispatch(args: argparse.Namespace) -> int:
         data); 1 for an internal error; 130 on Ctrl-C.
     """
     debug = bool(getattr(args, "debug", False))
-    for name in CHATTY_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        return int(args.func(args) or 0)
+        with quiet_library_logs():
+            return int(args.func(args) or 0)
     except DriftgateError as exc:
         if debug:
             traceback.print_exc(file=sys.stderr)
@@ -90,6 +98,21 @@ def dispatch(args: argparse.Namespace) -> int:
         return 1
 
 
+@contextlib.contextmanager
+def quiet_library_logs() -> Iterator[None]:
+    """MLflow and Alembic log only warnings while a command runs (unless the user chose a level)."""
+    chosen = os.environ.get(MLFLOW_LEVEL_ENV)
+    os.environ[MLFLOW_LEVEL_ENV] = chosen or "WARNING"
+    if not chosen:
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        if chosen is None:
+            os.environ.pop(MLFLOW_LEVEL_ENV, None)
+
+
 def one_line(text: str) -> str:
     """``text`` with its line breaks (and the blanks around them) folded into single spaces."""
     return re.sub(r"\s*[\r\n]+\s*", " ", text.strip())
@@ -98,8 +121,10 @@ def one_line(text: str) -> str:
 def file_error_line(exc: OSError) -> str:
     """``<path>: <reason>; check ...`` for a file-system error (the target path of a move)."""
     path = exc.filename2 if exc.filename2 is not None else exc.filename
-    reason = exc.strerror or exception_name(exc)
-    return f"{path}: {reason.lower()}; check this path (in the params file or the command's arguments)"
+    reason = FILE_ERROR_REASONS.get(exc.errno or 0) or (exc.strerror or exception_name(exc)).lower()
+    if exc.errno == errno.EEXIST and Path(path).is_file():
+        reason = "a file is in the way where a folder is needed"
+    return f"{path}: {reason}; check this path (in the params file or the command's arguments)"
 
 
 def exception_name(exc: BaseException) -> str:

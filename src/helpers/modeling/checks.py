@@ -76,7 +76,7 @@ def check_table(frame: pd.DataFrame, params: Params, where: str) -> None:
                 f"{where}: data.features: column {name!r} of {path} has no values (every row is "
                 "missing); remove it from data.features or fill it"
             )
-        check_numbers(column, path)
+        check_numbers(column, path, f"{where}: data.features: ")
     _check_ranges(frame, params, where)
 
 
@@ -88,7 +88,7 @@ def _check_target(frame: pd.DataFrame, params: Params, where: str) -> None:
             f"{where}: data.target: column {target!r} of {path} has no values; fill it or choose "
             "another data.target"
         )
-    check_numbers(values, path)
+    check_numbers(values, path, f"{where}: data.target: ")
     numeric = _is_number(values)
     if params.data.task == "regression" and not numeric:
         raise ParamsError(
@@ -105,14 +105,14 @@ def _check_target(frame: pd.DataFrame, params: Params, where: str) -> None:
 def _check_ranges(frame: pd.DataFrame, params: Params, where: str) -> None:
     for name in params.validation.ranges:
         if name in frame.columns and not _is_number(frame[name]):
-            check_numbers(frame[name], params.data.path)
+            check_numbers(frame[name], params.data.path, f"{where}: validation.ranges.{name}: ")
             raise ParamsError(
                 f"{where}: validation.ranges.{name}: column {name!r} of {params.data.path} holds "
                 f"{_show(frame[name])}, not numbers; fix the column or remove its range"
             )
 
 
-def check_numbers(column: pd.Series, path: str | Path) -> None:
+def check_numbers(column: pd.Series, path: str | Path, where: str = "") -> None:
     """A column of numbers with a few text cells (``'n/a'``, ``'1,5'``) is a data error.
 
     Raises
@@ -127,7 +127,7 @@ def check_numbers(column: pd.Series, path: str | Path) -> None:
     row, value = found
     bad = int(pd.to_numeric(column.dropna(), errors="coerce").isna().sum())
     raise DataError(
-        f"{path}: column {column.name!r} holds numbers but {bad} cell(s) are text, such as {value!r} "
+        f"{where}{path}: column {column.name!r} holds numbers but {bad} cell(s) are text, such as {value!r} "
         f"in data row {row + 1}; fix them, or list {value!r} in data.read.na_values if it means "
         "missing (data.read.decimal for decimal commas)"
     )
@@ -189,9 +189,10 @@ def check_comparable(
     features: Sequence[str] | None = None,
 ) -> None:
     """Both tables have rows and, without ``features``, share at least one column."""
-    for frame, path, option in ((baseline, baseline_path, "--baseline"), (target, target_path, "--target")):
+    for frame, path, side in ((baseline, baseline_path, "baseline"), (target, target_path, "target")):
         if frame.empty:
-            raise DataError(f"{option} {path}: no rows (only column names); give a table with data")
+            raise DataError(f"the {side} is empty (0 rows): --{side} {path} has only column names; "
+                            "give a table with data")
     if features:
         return
     if not set(baseline.columns) & set(target.columns):
