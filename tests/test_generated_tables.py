@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from helpers.core.config import load_params
@@ -36,6 +36,7 @@ PROFILE = settings(
     deadline=None,
     max_examples=40,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    phases=[phase for phase in Phase if phase is not Phase.explain],  # shrink, but skip the slow explanation
 )
 
 COLUMN_KINDS = ("int", "float", "bool", "category", "date")
