@@ -72,7 +72,7 @@ def dispatch(args: argparse.Namespace) -> int:
             return int(args.func(args) or 0)
     except DriftgateError as exc:
         if debug:
-            traceback.print_exc(file=sys.stderr)
+            traceback.print_exception(exc, file=sys.stderr)
         print(f"driftgate: error: {one_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -81,21 +81,25 @@ def dispatch(args: argparse.Namespace) -> int:
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-    except OSError as exc:
-        if debug:
-            traceback.print_exc(file=sys.stderr)
-        elif exc.filename is not None:  # a path that is missing, a folder, read-only...: the user's to fix
-            print(f"driftgate: error: {file_error_line(exc)}", file=sys.stderr)
-            return 2 if exc.errno in PATH_ERRNOS else 1
-        else:
-            print(internal_error_line(exc, write_traceback(exc, args)), file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug of ours, not the user's: say where the traceback is
-        if debug:
-            traceback.print_exc(file=sys.stderr)
-            return 1
+    except Exception as exc:  # not a DriftgateError: a path the user gave, or a bug of ours
+        return report_unexpected(exc, args, debug)
+
+
+def report_unexpected(exc: Exception, args: argparse.Namespace, debug: bool = False) -> int:
+    """Print one line for an exception no check foresaw; return the exit code.
+
+    A file-system error on a named path (a folder where a file belongs, a read-only folder...)
+    is the user's to fix: it names the path and exits 2. Anything else is a bug: its type and
+    message, and the log file holding its traceback (the traceback itself with ``debug``); 1.
+    """
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        print(f"driftgate: error: {file_error_line(exc)}", file=sys.stderr)
+        return 2 if exc.errno in PATH_ERRNOS else 1
+    if not debug:
         print(internal_error_line(exc, write_traceback(exc, args)), file=sys.stderr)
-        return 1
+    return 1
 
 
 @contextlib.contextmanager
@@ -155,9 +159,10 @@ def write_traceback(exc: BaseException, args: argparse.Namespace) -> Path | None
             continue
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"driftgate-{command}-{stamp}-{os.getpid()}.log"
-            path.write_text(text, encoding="utf-8")
-            return path
+            with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=folder, prefix=f"driftgate-{command}-{stamp}-",
+                                             suffix=".log", delete=False) as handle:
+                handle.write(text)
+            return Path(handle.name)
         except OSError:
             continue
     return None
