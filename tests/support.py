@@ -87,3 +87,16 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     finally:
         os.chdir(previous)
     return subprocess.CompletedProcess(["driftgate", *args], code, out.getvalue(), err.getvalue())
+
+
+def one_error_line(done: subprocess.CompletedProcess[str], code: int = 2, *fragments: str) -> str:
+    """The single ``driftgate: error:`` line of a failed command; fail the test unless the
+    command exited with ``code``, wrote exactly that one line to stderr, showed no traceback,
+    and the line holds every one of ``fragments``."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == code, f"exit {done.returncode}, wanted {code}: {done.stderr[-3000:]}"
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert lines[0].startswith("driftgate: error: "), lines[0]
+    missing = [f for f in fragments if f not in lines[0]]
+    assert not missing, f"{missing} not in {lines[0]!r}"
+    return lines[0]

@@ -30,6 +30,7 @@ from helpers.core import config
 from helpers.core.catalogue import ALERTS_FILE
 from helpers.core.config import AlertParams, ComputeParams, DriftParams, ReadParams
 from helpers.core.errors import ParamsError
+from helpers.modeling.checks import check_comparable
 from helpers.modeling.data import read_table
 from helpers.monitoring.alerts import drift_alert, send_alert
 from helpers.reports import drift_report
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         baseline = read_table(args.baseline, settings.read)
         target = read_table(args.target, settings.read)
+        check_comparable(baseline, target, args.baseline, args.target, features)
         report = compare(baseline, target, settings.drift, features=features, time_column=args.time_column)
     _print_report(report)
     if args.html:

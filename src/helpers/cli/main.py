@@ -5,7 +5,9 @@
     driftgate drift --baseline A --target B ...         drift report for any pair of tables
     driftgate serve / replay                            scoring service and traffic replay
 
-User mistakes print one line and exit 2 (bad params or data) or 1; no traceback.
+User mistakes print one line and exit 2 (bad params or data) or 1; no traceback. An internal
+error prints one line naming the file that holds its traceback; ``driftgate --debug COMMAND``
+(or ``--debug`` after the command) prints the traceback instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from helpers.cli import deploy, drift, monitor, ops, serve
-from helpers.cli.common import add_params_args, dispatch
+from helpers.cli.common import add_debug_arg, add_params_args, dispatch
 from helpers.core.config import load_params
 from helpers.modeling.data import check_params_against_data
 from helpers.modeling.estimators import check_model_params
@@ -26,6 +28,7 @@ from helpers.reports.pages import write_index
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="driftgate", description="Notebook-first CI/CD for ML models.")
+    add_debug_arg(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the notebook pipeline into a new run folder")
@@ -45,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (drift, serve, ops, monitor, deploy):
         module.register(sub)
+    for command in sub.choices.values():  # --debug also after the command; absent, the global value stays
+        add_debug_arg(command, default=argparse.SUPPRESS)
     return parser
 
 

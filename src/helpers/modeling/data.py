@@ -21,6 +21,7 @@ import pandas as pd
 from helpers.core.config import Params, ReadParams, TimeParams, WindowParams
 from helpers.core.errors import DataError, ParamsError
 from helpers.core.times import NAIVE, bound_in_zone, check_zone, in_zone, parse_times, zone_name
+from helpers.modeling.checks import check_data_path, check_not_folder, check_table, check_times, check_window_labels
 
 TIME = "timestamp"  # name of the time column that load_frame adds
 STORED_INDEX = re.compile(r"^__index_level_\d+__$")  # pandas' name for an unnamed index it stored in Parquet
@@ -44,6 +45,7 @@ def read_table(path: str | Path, read: ReadParams | None = None, *,
 
 
 def _read_one(path: Path, read: ReadParams, columns: Sequence[str] | None) -> pd.DataFrame:
+    check_not_folder(path)
     if not path.is_file():
         raise DataError(f"{path}: data file not found; check data.path or the --data argument")
     suffix = path.suffix.lower()
@@ -165,6 +167,7 @@ def check_params_against_data(params: Params) -> pd.DataFrame:
     """
     where = params.source or "params"
     path = params.data.path
+    check_data_path(path, where)
     if not any(ch in path for ch in "*?[") and not Path(path).is_file():
         raise ParamsError(f"{where}: data.path: file not found: {path}")
     try:
@@ -174,12 +177,14 @@ def check_params_against_data(params: Params) -> pd.DataFrame:
     except ParamsError as exc:
         raise ParamsError(f"{where}: {exc}") from None
     _check_columns(frame, params, where)
+    check_table(frame, params, where)
     try:
         frame = add_time(frame, params.data.time)
     except (DataError, ParamsError) as exc:
         raise ParamsError(f"{where}: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise ParamsError(f"{where}: data.time: cannot build timestamps ({exc})") from None
+    check_times(frame[TIME], params, where)
     for name in ("baseline", "current"):
         span = getattr(params.windows, name)
         try:
@@ -193,6 +198,7 @@ def check_params_against_data(params: Params) -> pd.DataFrame:
                 f"{where}: windows.{name}: no rows between {span.start} and {span.end}; "
                 f"the data covers {first:%Y-%m-%d} to {last:%Y-%m-%d}" + ("" if zone == NAIVE else f" ({zone})")
             )
+        check_window_labels(rows, params, where, name)
     return frame
 
 
