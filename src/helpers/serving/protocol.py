@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.serving.capture_records import FeedbackRecord
+from helpers.serving.outputs import answer
 from helpers.serving.schema import InputError, InputSchema
 
 FORMATS: tuple[str, ...] = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -197,8 +198,9 @@ def request_id_or_new(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def encode_predictions(outputs: Any) -> bytes:
-    """The ``{"predictions": [...]}`` answer for a model's outputs.
+def encode_predictions(outputs: Any, output: str = "both") -> bytes:
+    """The ``{"predictions": [...]}`` answer for a model's outputs; a classifier's as ``output``
+    (``label``, ``probabilities`` or ``both``) says (see :func:`~helpers.serving.outputs.answer`).
 
     Raises
     ------
@@ -210,7 +212,7 @@ def encode_predictions(outputs: Any) -> bytes:
     >>> encode_predictions(np.array([1.5, 2.0]))
     b'{"predictions": [1.5, 2.0]}'
     """
-    return json.dumps({"predictions": _jsonable(outputs)}).encode()
+    return json.dumps({"predictions": _jsonable(answer(outputs, output))}).encode()
 
 
 def _jsonable(outputs: Any) -> Any:

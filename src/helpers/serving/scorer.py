@@ -20,6 +20,7 @@ import pandas as pd
 from helpers.core.errors import ServeError
 from helpers.serving.formatting import first_line
 from helpers.serving.models import LoadedModel
+from helpers.serving.outputs import ClassifierOutputs
 from helpers.serving.protocol import encode_predictions, parse_request
 from helpers.serving.schema import InputError, check_inputs
 
@@ -49,14 +50,16 @@ class ScoreJob:
         return 0 if self.inputs is None else len(self.inputs)
 
 
-def score_jobs(jobs: Sequence[ScoreJob], max_rows: int) -> int:
+def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both") -> int:
     """Parse, check, predict, encode: everything a request needs, for several at once.
 
     Requests of the same model whose checked frames have the same columns and types are
     stacked into one model call of at most ``max_rows`` rows; when a stacked call fails, its
     requests are scored one by one so that one bad request cannot fail its neighbours.
     Row-wise models (all of scikit-learn's regressors and classifiers) give the same values
-    stacked or not. Each job ends with ``payload`` (the JSON answer) or ``error``; the caller
+    stacked or not (a classifier's labels and probabilities are stacked together). ``output`` is
+    what a classifier answers (``label``, ``probabilities`` or ``both``; see
+    :mod:`helpers.serving.outputs`). Each job ends with ``payload`` (the JSON answer) or ``error``; the caller
     sets ``done``. Returns the number of stacks (the model calls made when none fails).
     """
     ready: list[ScoreJob] = []
@@ -75,7 +78,7 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int) -> int:
     for job in ready:
         if job.error is None:
             try:
-                job.payload = encode_predictions(job.outputs)
+                job.payload = encode_predictions(job.outputs, output)
             except (TypeError, ValueError) as exc:
                 job.error = ServeError(f"the model's outputs cannot be sent as JSON: {exc}")
             job.latency_ms = (time.perf_counter() - job.started) * 1000.0
@@ -120,6 +123,8 @@ def _split_outputs(outputs: Any, lengths: list[int]) -> list[Any]:
     if len(outputs) != sum(lengths):
         raise ValueError(f"the model returned {len(outputs)} outputs for {sum(lengths)} rows")
     bounds = np.cumsum([0, *lengths])
+    if isinstance(outputs, ClassifierOutputs):
+        return [outputs.rows(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if isinstance(outputs, pd.DataFrame | pd.Series):
         return [outputs.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return [outputs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
