@@ -104,10 +104,12 @@ def check_output(output: str, where: str = "serve.output") -> str:
 
 
 def split_answer(predictions: Sequence[Any]) -> tuple[np.ndarray, pd.DataFrame | None]:
-    """Labels (or plain predictions) and the ``proba_<class>`` table of a ``predictions`` list."""
+    """A classifier's labels and ``proba_<class>`` table from a ``predictions`` list (labels are None
+    when only probabilities were answered); any other model's predictions as an array, and None."""
     if predictions and all(isinstance(p, dict) for p in predictions):
         table = pd.DataFrame.from_records(list(predictions))
         proba = table[[c for c in table.columns if str(c).startswith(PROBA_PREFIX)]]
-        labels = table[LABEL].to_numpy() if LABEL in table else np.asarray([None] * len(table), dtype=object)
-        return labels, (proba if len(proba.columns) else None)
+        if LABEL in table or len(proba.columns):  # a classifier's answer
+            labels = table[LABEL].to_numpy() if LABEL in table else np.full(len(table), None, dtype=object)
+            return labels, (proba if len(proba.columns) else None)
     return np.asarray(predictions), None
