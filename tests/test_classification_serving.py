@@ -251,6 +251,23 @@ def test_multiclass_int_labels_over_http(classifiers, tmp_path, output) -> None:
     _check_captures(clf, tmp_path / "cap", sent)
 
 
+def test_a_request_may_ask_for_another_output_in_its_params(classifiers) -> None:
+    clf = classifiers["binary"]
+    rows = clf.rows.head(4)
+    split = json.loads(encode_frame(rows))
+    with ScoringService(clf.uri, tracking_uri=clf.params.tracking_uri, port=0, output="label") as service, \
+            ServeClient(service.url) as client:
+        def post(document: dict) -> object:
+            return client.request("POST", "/invocations", json.dumps(document).encode(), {"Content-Type": JSON_TYPE})
+
+        plain = post(split).json()["predictions"]
+        asked = post({**split, "params": {"output": "probabilities"}}).json()["predictions"]
+        wrong = post({**split, "params": {"output": "scores"}})
+    _assert_answer(plain, _expected_answer(clf, "label", rows))
+    _assert_answer(asked, _expected_answer(clf, "probabilities", rows))
+    assert wrong.status == 400 and "params.output" in wrong.json()["message"]
+
+
 def test_regression_answers_are_unchanged_by_serve_output(registered) -> None:
     model = load_model(registered.uri("1"), tracking_uri=registered.tracking_uri)
     assert model.classes is None

@@ -7,7 +7,10 @@ class probability as ``proba_<class>``); ``serve.output`` chooses what the answe
 * ``probabilities``: ``{"predictions": [{"proba_no": 0.2, "proba_yes": 0.8}, ...]}``
 * ``both`` (default): ``{"predictions": [{"label": "yes", "proba_no": 0.2, "proba_yes": 0.8}, ...]}``
 
-A regressor's outputs are a plain array and are answered as before, whatever ``serve.output`` says.
+A request may ask for another of these in MLflow's ``params`` (``{"dataframe_split": ...,
+"params": {"output": "probabilities"}}``), as an ``mlflow.pyfunc`` classifier takes
+``params={"output": ...}``. A regressor's outputs are a plain array and are answered as before,
+whatever ``serve.output`` says.
 
 Example
 -------
