@@ -470,3 +470,15 @@ def test_monitor_puts_int_feedback_in_the_classes_type(classifiers) -> None:
     assert perf["metrics"]["accuracy"] == pytest.approx(skm.accuracy_score(clf.labels, predicted))
     # log_loss: lower is better, so the limit lies above the champion's test value
     assert perf["limit"] == pytest.approx(perf["reference"]["log_loss"] * 1.25)
+
+
+def test_feedback_of_mixed_label_types_is_kept_and_read_in_the_classes_type(tmp_path) -> None:
+    from helpers.modeling.captures import read_feedback
+    from helpers.serving.capture_records import FeedbackRecord
+
+    with CaptureWriter(tmp_path, flush_interval=0.2) as writer:
+        writer.submit(FeedbackRecord("m", ["a", "b", "c"], [0, 0, 0], [True, "false", None]))
+    labels = read_feedback(tmp_path, "m").sort_values("request_id")["label"]
+    assert labels.tolist()[:2] == ["True", "false"] and pd.isna(labels.iloc[2])  # JSON booleans and text
+    typed = coerce_labels(labels, [False, True])
+    assert typed.tolist()[:2] == [True, False] and pd.isna(typed.iloc[2])
