@@ -156,9 +156,11 @@ def prediction_drift(frame: Any, champion: Champion, params: Params) -> Any | No
 
 def typed_labels(labelled: pd.DataFrame, champion: Champion) -> pd.DataFrame:
     """``labelled`` with its feedback ``label`` in the type of the champion's classes (JSON feedback
-    may send ``"1"`` or ``1.0`` for class ``1``); unchanged for a regressor."""
+    may send ``"1"`` or ``1.0`` for class ``1``), rows whose feedback is null left out; unchanged
+    for a regressor."""
     if not champion.classes or labelled.empty:
         return labelled
+    labelled = labelled[labelled["label"].notna()]
     return labelled.assign(label=coerce_labels(labelled["label"], champion.classes).to_numpy())
 
 
