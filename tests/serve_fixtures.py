@@ -75,14 +75,19 @@ def build_pipeline(max_iter: int, learning_rate: float) -> object:
 
 @contextlib.contextmanager
 def _tracking(uri: str) -> Iterator[None]:
-    """Use ``uri`` for MLflow's fluent API, then restore the previous URI and environment."""
+    """Use ``uri`` for MLflow's fluent API (tracking and registry: an earlier test's
+    ``mlflow.set_registry_uri`` would otherwise win), then restore the previous URIs and environment."""
+    from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     saved = os.environ.get("MLFLOW_TRACKING_URI")
+    saved_registry = registry_utils._registry_uri
     try:
+        registry_utils._registry_uri = uri
         with _use_tracking_uri(uri):
             yield
     finally:
+        registry_utils._registry_uri = saved_registry
         if saved is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:

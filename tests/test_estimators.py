@@ -396,3 +396,14 @@ def test_bad_factory_is_one_line_exit_2(validated: dict, case: str) -> None:
     if case == "missing function":
         assert lines[0].endswith("has no function 'nothing'; define it or fix the name after the colon")
 
+
+
+@pytest.mark.parametrize("family", ["native", "trees", "scaled"])
+def test_a_fitted_pipeline_without_bool_columns_shows_in_a_notebook(family: str) -> None:
+    """Notebook 03 displays the fitted model: sklearn's HTML view must render for every family."""
+    from helpers.modeling.preprocessing import preparation
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0], "city": ["a", "b", "a", None]})
+    prepared = preparation(family, frame, ["x", "city"]).fit(frame)
+    assert "city" in prepared._repr_html_()
+    assert [name for name, _, _ in prepared.transformers] == ["categorical", "numeric"]

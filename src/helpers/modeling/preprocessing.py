@@ -124,11 +124,11 @@ def preparation(family: Family, sample: pd.DataFrame, features: list[str], max_b
     kinds = feature_kinds(sample, features)
     builders = {"native": _native_parts, "trees": _tree_parts, "scaled": _scaled_parts}
     categorical, numeric, boolean = builders[family](max_bins)
-    return ColumnTransformer(
-        [("categorical", categorical, kinds.categorical), ("numeric", numeric, kinds.numeric),
-         ("boolean", boolean, kinds.boolean)],
-        verbose_feature_names_out=False,
-    )
+    groups = [("categorical", categorical, kinds.categorical), ("numeric", numeric, kinds.numeric),
+              ("boolean", boolean, kinds.boolean)]
+    # a group without columns is left out: sklearn's HTML view of a fitted pipeline (what a
+    # notebook shows) fails on a transformer fitted on no columns
+    return ColumnTransformer([group for group in groups if group[2]], verbose_feature_names_out=False)
 
 
 def native_categorical_mask(sample: pd.DataFrame, features: list[str]) -> list[bool] | None:

@@ -1,8 +1,10 @@
 """Monitoring: captured traffic against the champion's training baseline.
 
 For a time window of captured requests: feature drift and prediction drift (profiles of the
-captured rows against the profiles saved when the champion was trained), performance where
-feedback arrived, one HTML report and JSON summary per window under ``outputs/monitoring/``,
+captured rows against the profiles saved when the champion was trained; for a classifier, the
+predicted label as a category, that is the class shares, and each ``proba_<class>`` as a numeric
+distribution), performance where feedback arrived (feedback labels are put in the type of the
+champion's classes first), one HTML report and JSON summary per window under ``outputs/monitoring/``,
 alerts through the configured sinks, and, when ``monitor.retrain`` is on, a retraining run of
 the pipeline on the window's labelled captures (the release gates then decide).
 
@@ -32,6 +34,7 @@ from helpers.modeling.metrics import metrics
 from helpers.monitoring.alerts import send_alert
 from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
 from helpers.registry import store
+from helpers.registry.classes import coerce_labels, proba_columns, probabilities
 from helpers.reports.monitor_page import render_monitor_page
 from helpers.reports.pages import write_index
 from helpers.stats.compare import compare_profiles
@@ -85,6 +88,12 @@ class Champion:
     run_id: str
     baseline: Any  # profile.FrameProfile
     test_metrics: dict[str, float]
+    classes: list[Any] | None = None  # a classifier's classes, as it was trained on them
+
+    @property
+    def prediction_columns(self) -> list[str]:
+        """Captured output columns compared with the baseline: the prediction, and each class probability."""
+        return [PREDICTION, *proba_columns(self.classes or [])]
 
 
 def load_champion(params: Params) -> Champion:
@@ -106,7 +115,9 @@ def load_champion(params: Params) -> Champion:
     baseline = FrameProfile.from_dict(json.loads(Path(local).read_text()))
     metrics = client.get_run(mv.run_id).data.metrics
     tests = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
-    return Champion(version=str(mv.version), run_id=mv.run_id, baseline=baseline, test_metrics=tests)
+    classes = store.logged_classes(f"models:/{name}/{mv.version}") if params.data.task == "classification" else None
+    return Champion(version=str(mv.version), run_id=mv.run_id, baseline=baseline, test_metrics=tests,
+                    classes=classes)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -132,12 +143,25 @@ def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> An
     return compare_profiles(champion.baseline, target, params.drift, features=features)
 
 
-def prediction_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any | None:
-    """Drift of the captured predictions against the champion's predictions on its training rows."""
-    if PREDICTION not in frame.columns or PREDICTION not in champion.baseline.columns:
+def prediction_drift(frame: Any, champion: Champion, params: Params) -> Any | None:
+    """Drift of the captured predictions against the champion's predictions on its training rows:
+    the prediction (a classifier's label, by class shares) and each class probability."""
+    available = frame.columns if isinstance(frame, FrameProfile) else frame
+    columns = [c for c in champion.prediction_columns if c in available and c in champion.baseline.columns]
+    if PREDICTION not in columns:
         return None
-    target = profile_captured(frame, champion.baseline, [PREDICTION])
-    return compare_profiles(champion.baseline, target, params.drift, features=[PREDICTION])
+    target = profile_captured(frame, champion.baseline, columns)
+    return compare_profiles(champion.baseline, target, params.drift, features=columns)
+
+
+def typed_labels(labelled: pd.DataFrame, champion: Champion) -> pd.DataFrame:
+    """``labelled`` with its feedback ``label`` in the type of the champion's classes (JSON feedback
+    may send ``"1"`` or ``1.0`` for class ``1``), rows whose feedback is null left out; unchanged
+    for a regressor."""
+    if not champion.classes or labelled.empty:
+        return labelled
+    labelled = labelled[labelled["label"].notna()]
+    return labelled.assign(label=coerce_labels(labelled["label"], champion.classes).to_numpy())
 
 
 def performance(labelled: pd.DataFrame, champion: Champion, params: Params) -> dict[str, Any]:
@@ -145,7 +169,8 @@ def performance(labelled: pd.DataFrame, champion: Champion, params: Params) -> d
     metric = params.monitor.metric
     if labelled.empty:
         return {"rows": 0, "metrics": {}, "degraded": False, "reason": "no feedback in this window"}
-    got = metrics(params.data.task, labelled["label"].to_numpy(), labelled[PREDICTION].to_numpy())
+    score = probabilities(labelled, champion.classes) if champion.classes else None
+    got = metrics(params.data.task, labelled["label"].to_numpy(), labelled[PREDICTION].to_numpy(), score)
     value, reference = got.get(metric), champion.test_metrics.get(metric)
     if value is None or reference is None:
         return {"rows": len(labelled), "metrics": got, "degraded": False,
@@ -195,7 +220,7 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
         versions = sorted(map(str, captured["model_version"].dropna().unique())) if "model_version" in captured else []
     else:  # profiled file by file on Dask: only profiles and labelled rows come back
 
-        columns = [*params.data.features, PREDICTION]
+        columns = [*params.data.features, *champion.prediction_columns]
         with runner(params.compute) as run:
             captured = profile_captures(root, name, window.start, window.end, champion.baseline, columns,
                                         params.compute, client=run.client)
@@ -203,6 +228,7 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
                                          client=run.client)
         rows = captured.rows
         versions = sorted(captured.columns["model_version"].counts) if "model_version" in captured.columns else []
+    labelled = typed_labels(labelled, champion)
     summary: dict[str, Any] = {
         "model": name, "champion": champion.version, "window": [str(window.start), str(window.end)],
         "rows": rows, "labelled_rows": len(labelled), "versions_seen": versions,
@@ -231,18 +257,28 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
 
 def _decision(report: Any, pred: Any | None, perf: dict[str, Any]) -> dict[str, Any]:
     reasons = [f"features: {report.reason}"]
+    pred_drifted = pred is not None and (pred.drifted if len(pred.features) == 1
+                                         else any(f.drifted for f in pred.features))
     if pred is not None:
-        reasons.append(f"predictions: {'drift' if pred.drifted else 'no drift'} ({pred.features[0].test})")
+        tests = ", ".join(f"{f.feature} {f.test}{' drifted' if f.drifted else ''}" for f in pred.features)
+        reasons.append(f"predictions: {'drift' if pred_drifted else 'no drift'} ({tests})")
     reasons.append(f"performance: {perf['reason']}")
-    drifted = bool(report.drifted or (pred is not None and pred.drifted))
+    drifted = bool(report.drifted or pred_drifted)
     degraded = bool(perf["degraded"])
     decision = "drift and degradation" if drifted and degraded else (
         "drift" if drifted else "degradation" if degraded else "ok")
     return {"decision": decision, "drifted": drifted, "degraded": degraded, "reason": "; ".join(reasons),
             "feature_drift": {"drifted": bool(report.drifted), "share_drifted": float(report.share_drifted),
                               "drifted_features": [f.feature for f in report.features if f.drifted]},
-            "prediction_drift": None if pred is None else pred.to_dict()["features"][0],
+            "prediction_drift": None if pred is None else _feature(pred, PREDICTION),
+            "probability_drift": [] if pred is None else [f for f in pred.to_dict()["features"]
+                                                          if f["feature"] != PREDICTION],
             "performance": perf}
+
+
+def _feature(report: Any, name: str) -> dict[str, Any]:
+    """The comparison of column ``name`` in a drift report (JSON-ready)."""
+    return next(f for f in report.to_dict()["features"] if f["feature"] == name)
 
 
 def _alert(summary: dict[str, Any], params: Params) -> list[dict[str, Any]]:

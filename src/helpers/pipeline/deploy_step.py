@@ -13,6 +13,7 @@ import pandas as pd
 from helpers.core.catalogue import CHAMPION, RELEASE_HTML
 from helpers.pipeline.context import StepContext
 from helpers.registry import gates, store
+from helpers.registry.classes import proba_columns
 from helpers.registry.gates import GateResult
 from helpers.registry.release import Outcome, gate_results, release_version
 from helpers.registry.version_test import VersionTest, compare_predictions, compare_versions, comparison_rows
@@ -35,13 +36,22 @@ def _test_rows(ctx: StepContext) -> pd.DataFrame:
 
 def smoke_test(ctx: StepContext) -> GateResult:
     """Smoke test of this run's registered version: served over HTTP exactly as ``driftgate serve``
-    runs it, its predictions must equal the train step's within ``gates.smoke_tolerance``."""
+    runs it, its predictions must equal the train step's within ``gates.smoke_tolerance`` (a
+    classifier's labels exactly, its class probabilities within the tolerance)."""
     evaluation = ctx.read_summary("train")
     expected = pd.read_parquet(ctx.run_dir / evaluation["predictions"]["test"])["predicted"].to_numpy()
     features = _test_rows(ctx)[ctx.params.data.features]
-    result = serve_smoke_test(evaluation["model"]["uri"], features, np.asarray(expected),
-                              tracking_uri=ctx.params.tracking_uri, atol=ctx.params.gates.smoke_tolerance)
+    uri = evaluation["model"]["uri"]
+    proba = offline_probabilities(uri, features) if ctx.params.data.task == "classification" else None
+    result = serve_smoke_test(uri, features, np.asarray(expected), tracking_uri=ctx.params.tracking_uri,
+                              atol=ctx.params.gates.smoke_tolerance, expected_proba=proba)
     return gates.smoke_gate(result)
+
+
+def offline_probabilities(uri: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """The ``proba_<class>`` columns of the registered classifier ``uri`` on ``rows``, scored offline."""
+    model = store.load(uri)
+    return pd.DataFrame(model.predict_proba(rows), columns=proba_columns(store.model_classes(model)))
 
 
 def run_gates(ctx: StepContext, test: VersionTest, smoke: GateResult) -> list[GateResult]:
@@ -72,14 +82,20 @@ def verify_champion(ctx: StepContext) -> GateResult:
     if champion is None:
         return GateResult("champion check", True, f"models:/{name}@champion: no champion yet, nothing is served")
     rows = _test_rows(ctx)[ctx.params.data.features]
-    got = store.load(f"models:/{name}@champion").predict(rows)
+    served = store.load(f"models:/{name}@champion")
+    got = served.predict(rows)
     evaluation = ctx.read_summary("train")
     label = f"models:/{name}@champion (v{champion.version})"
+    pinned = served
     if str(champion.version) == str(evaluation["model"]["version"]):
         expected = pd.read_parquet(ctx.run_dir / evaluation["predictions"]["test"])["predicted"].to_numpy()
     else:
-        expected = store.load(f"models:/{name}/{champion.version}").predict(rows)
+        pinned = store.load(f"models:/{name}/{champion.version}")
+        expected = pinned.predict(rows)
         label += ", unchanged"
+    if ctx.params.data.task == "classification" and hasattr(served, "predict_proba"):
+        return compare_predictions("champion check", label, got, expected, 1e-9,
+                                   served.predict_proba(rows), pinned.predict_proba(rows))
     return compare_predictions("champion check", label, got, expected, 1e-9)
 
 

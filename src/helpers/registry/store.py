@@ -19,6 +19,7 @@ import contextlib
 import io
 import logging
 import os
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from helpers.core import catalogue as names
@@ -33,11 +35,13 @@ from helpers.core.catalogue import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
 from helpers.core.config import Params
 from helpers.core.errors import RegistryError
 from helpers.modeling.factory import model_modules, user_code_paths
+from helpers.registry.classes import ESTIMATOR_ARTIFACT, LABEL, proba_columns
 
 # Lineage every registered version must carry (the train step adds windows, paths, dirty flag).
 REQUIRED_LINEAGE = (names.LINEAGE_RUN_ID, names.LINEAGE_GIT_COMMIT, names.LINEAGE_DATA_SHA256,
                     names.LINEAGE_PARAMS_HASH, names.LINEAGE_REPORTS)
 LOCK_SUFFIX = ".release-lock"  # the lock is a registered model named <model><LOCK_SUFFIX>
+CLASSIFIER_CODE = Path(__file__).with_name("pyfunc_classifier.py")  # logged as the classifier's code
 
 
 @dataclass
@@ -238,33 +242,98 @@ def log_model(
     """Log ``model`` in the active run with signature and input example, register it,
     tag the new version with ``lineage`` and give it the ``challenger`` alias.
 
-    ``lineage`` must hold every key of :data:`REQUIRED_LINEAGE`.
+    A regressor is logged in MLflow's scikit-learn flavour. A classifier (``data.task:
+    classification``) is logged as :mod:`helpers.registry.pyfunc_classifier`: its pyfunc answers
+    labels, or ``proba_<class>`` columns with ``params={"output": "probabilities"}`` (or both);
+    the signature's outputs are ``label`` and one ``proba_<class>`` column per class, and the
+    model metadata holds ``task`` and ``classes``. ``lineage`` must hold every key of
+    :data:`REQUIRED_LINEAGE`.
     """
     import mlflow
-    from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
     missing = missing_lineage(lineage)
     if missing:
         raise RegistryError(f"cannot register a model without lineage: missing {', '.join(missing)}")
-    features = sample[params.data.features]
-    example = features.head(5)
-    signature = infer_signature(example, model.predict(example))
-    with contextlib.redirect_stderr(io.StringIO()):
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=example,
-            registered_model_name=params.mlflow.model_name,
-            **model_files(model, example, params),
-        )
+    example = sample[params.data.features].head(5)
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if params.data.task == "classification":
+            info = _log_classifier(model, example, params)
+        else:
+            info = _log_regressor(model, example, params)
     client = MlflowClient()
     name, version = params.mlflow.model_name, str(info.registered_model_version)
     run_id = mlflow.active_run().info.run_id
     tag_version(client, name, version, {**lineage, names.LINEAGE_MLFLOW_RUN_ID: run_id})
     client.set_registered_model_alias(name, CHALLENGER, version)
     return ModelRef(name=name, version=version, run_id=run_id, uri=f"models:/{name}/{version}")
+
+
+def _log_regressor(model: Any, example: pd.DataFrame, params: Params) -> Any:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    return mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        registered_model_name=params.mlflow.model_name,
+        **model_files(model, example, params),
+    )
+
+
+def _log_classifier(model: Any, example: pd.DataFrame, params: Params) -> Any:
+    """Log a classifier as the model-from-code of ``pyfunc_classifier.py``, the fitted estimator
+    saved as :func:`model_files` says (skops, or cloudpickle for a factory model skops cannot save)."""
+    import mlflow
+    import mlflow.sklearn
+
+    if not (callable(getattr(model, "predict_proba", None)) and hasattr(model, "classes_")):
+        raise RegistryError(f"data.task is classification but {type(model).__name__} has no predict_proba "
+                            "and classes_; use a scikit-learn classifier")
+    files = model_files(model, example, params)
+    with tempfile.TemporaryDirectory(prefix="driftgate-model-") as tmp:
+        if files["serialization_format"] == mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS:
+            import skops.io as sio
+
+            path = Path(tmp) / "estimator.skops"
+            sio.dump(model, path)
+            config = {"format": "skops", "skops_trusted_types": files["skops_trusted_types"]}
+        else:
+            import cloudpickle
+
+            path = Path(tmp) / "estimator.pkl"
+            path.write_bytes(cloudpickle.dumps(model))
+            config = {"format": "cloudpickle"}
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(CLASSIFIER_CODE),
+            artifacts={ESTIMATOR_ARTIFACT: str(path)},
+            model_config=config,
+            code_paths=files.get("code_paths"),
+            signature=classifier_signature(model, example),
+            input_example=example,
+            registered_model_name=params.mlflow.model_name,
+            metadata={"task": "classification", "classes": model_classes(model)},
+            pip_requirements=[f"mlflow=={mlflow.__version__}", *files["pip_requirements"]],
+        )
+
+
+def model_classes(model: Any) -> list[Any]:
+    """A fitted classifier's classes as plain JSON values (str, int, float or bool), in its order."""
+    return [value.item() if hasattr(value, "item") else value for value in np.asarray(model.classes_)]
+
+
+def classifier_signature(model: Any, example: pd.DataFrame) -> Any:
+    """Inputs of ``example``; outputs ``label`` and one ``proba_<class>`` per class; the ``output`` param."""
+    from mlflow.models import infer_signature
+
+    outputs = pd.DataFrame(np.asarray(model.predict_proba(example), dtype=float),
+                           columns=proba_columns(model_classes(model)))
+    outputs.insert(0, LABEL, model.predict(example))
+    return infer_signature(example, outputs, params={"output": "label"})
 
 
 # --------------------------------------------------------------------------- look-ups
@@ -321,14 +390,38 @@ def alias_versions(client: Any, name: str) -> dict[str, str | None]:
 
 
 def load(uri: str) -> Any:
-    """Load a registered sklearn model by URI (``models:/name/3`` or ``models:/name@champion``)."""
+    """Load the scikit-learn estimator of a registered model by URI (``models:/name/3`` or
+    ``models:/name@champion``): the sklearn flavour of a regressor, the classifier inside the
+    pyfunc of a classifier."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
     import mlflow.sklearn
+    from mlflow.models import Model
 
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            return mlflow.sklearn.load_model(uri)
+        with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+            if "sklearn" in Model.load(local).flavors:
+                return mlflow.sklearn.load_model(local)
+            estimator = getattr(mlflow.pyfunc.load_model(local).unwrap_python_model(), "estimator", None)
     except Exception as exc:
         raise RegistryError(f"{uri}: cannot load this model ({short_error(exc)})") from None
+    if estimator is None:
+        raise RegistryError(f"{uri}: neither a scikit-learn model nor a Driftgate classifier")
+    return estimator
+
+
+def logged_classes(uri: str) -> list[Any] | None:
+    """The classes recorded with a registered classifier (None for a regressor or an older model)."""
+    import mlflow.models
+
+    try:
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+    except Exception as exc:
+        raise RegistryError(f"{uri}: cannot read this model ({short_error(exc)})") from None
+    classes = metadata.get("classes")
+    return list(classes) if isinstance(classes, list) else None
 
 
 def run_metrics(client: Any, run_id: str | None) -> dict[str, float]:

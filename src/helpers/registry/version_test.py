@@ -26,6 +26,7 @@ from helpers.modeling import data as data_mod
 from helpers.modeling import train
 from helpers.modeling.captures import read_labeled_captures
 from helpers.registry import store
+from helpers.registry.classes import coerce_labels
 from helpers.registry.gates import GateResult
 
 
@@ -110,7 +111,11 @@ def compare_versions(client: Any, params: Params, version: str, rows: pd.DataFra
 
 
 def _score(uri: str, rows: pd.DataFrame, params: Params) -> dict[str, float]:
-    return train.evaluate(store.load(uri), rows, params)[0]
+    model = store.load(uri)
+    if params.data.task == "classification" and hasattr(model, "classes_"):  # feedback labels come as JSON
+        target = params.data.target
+        rows = rows.assign(**{target: coerce_labels(rows[target], list(model.classes_)).to_numpy()})
+    return train.evaluate(model, rows, params)[0]
 
 
 def _span(rows: pd.DataFrame) -> str:
@@ -119,10 +124,43 @@ def _span(rows: pd.DataFrame) -> str:
     return f"{rows[data_mod.TIME].min():%Y-%m-%d %H:%M}..{rows[data_mod.TIME].max():%Y-%m-%d %H:%M}"
 
 
-def compare_predictions(label: str, uri: str, got: np.ndarray, expected: np.ndarray, atol: float) -> GateResult:
-    """Pass when ``got`` and ``expected`` have the same length and differ by at most ``atol``."""
+def compare_predictions(
+    label: str, uri: str, got: np.ndarray, expected: np.ndarray, atol: float,
+    got_proba: np.ndarray | None = None, expected_proba: np.ndarray | None = None,
+) -> GateResult:
+    """Pass when ``got`` and ``expected`` have the same length and differ by at most ``atol``.
+
+    Labels that are not numbers are compared exactly; given class probabilities, a classifier's
+    labels must be equal and its probabilities within ``atol``.
+    """
     if len(got) != len(expected):
         return GateResult(label, False, f"{uri}: {len(got)} predictions, expected {len(expected)}")
+    if got_proba is not None and expected_proba is not None:
+        return _compare_classifier(label, uri, got, expected, got_proba, expected_proba, atol)
+    if not (_numeric(got) and _numeric(expected)):
+        return _compare_labels(label, uri, got, expected)
     diff = float(np.max(np.abs(np.asarray(got, dtype=float) - np.asarray(expected, dtype=float)))) if len(got) else 0.0
     return GateResult(label, diff <= atol,
                       f"{uri} reloaded: {len(got)} predictions, max difference {diff:.3g} (tolerance {atol:g})")
+
+
+def _numeric(values: np.ndarray) -> bool:
+    kind = np.asarray(values).dtype.kind
+    return kind in "iuf"
+
+
+def _compare_labels(label: str, uri: str, got: np.ndarray, expected: np.ndarray) -> GateResult:
+    wrong = int(sum(a != b for a, b in zip(np.asarray(got).tolist(), np.asarray(expected).tolist(), strict=True)))
+    return GateResult(label, wrong == 0, f"{uri} reloaded: {len(got)} labels, {wrong} differ")
+
+
+def _compare_classifier(label: str, uri: str, got: np.ndarray, expected: np.ndarray, got_proba: np.ndarray,
+                        expected_proba: np.ndarray, atol: float) -> GateResult:
+    got_p, expected_p = np.asarray(got_proba, dtype=float), np.asarray(expected_proba, dtype=float)
+    if got_p.shape != expected_p.shape:
+        return GateResult(label, False, f"{uri}: probabilities of shape {got_p.shape}, expected {expected_p.shape}")
+    wrong = int(sum(a != b for a, b in zip(np.asarray(got).tolist(), np.asarray(expected).tolist(), strict=True)))
+    diff = float(np.max(np.abs(got_p - expected_p))) if got_p.size else 0.0
+    return GateResult(label, wrong == 0 and diff <= atol,
+                      f"{uri} reloaded: {len(got)} labels, {wrong} differ; class probabilities differ by at most "
+                      f"{diff:.3g} (tolerance {atol:g})")

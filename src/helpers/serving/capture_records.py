@@ -2,7 +2,8 @@
 
 Captured tables hold one row per scored input row: the meta columns of :data:`CAPTURE_COLUMNS`,
 the model's input columns under their own names, and the outputs as ``prediction`` (or
-``prediction_<i>`` for several outputs). Feedback tables hold ``request_id``, ``row``,
+``prediction_<i>`` for several outputs); a classifier's as ``prediction`` (the label) and one
+``proba_<class>`` column per class. Feedback tables hold ``request_id``, ``row``,
 ``label`` and ``timestamp`` (when the feedback arrived).
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.catalogue import PREDICTION
+from helpers.serving.outputs import ClassifierOutputs
 
 
 @dataclass(frozen=True)
@@ -110,13 +112,16 @@ class FeedbackRecord:
 
 
 def output_columns(outputs: Any, n_rows: int) -> dict[str, np.ndarray]:
-    """Turn model outputs into named columns: ``prediction`` or ``prediction_<i>``.
+    """Turn model outputs into named columns: ``prediction`` or ``prediction_<i>``; a classifier's
+    into ``prediction`` (the label) and ``proba_<class>``.
 
     Examples
     --------
     >>> sorted(output_columns(np.zeros((2, 2)), 2))
     ['prediction_0', 'prediction_1']
     """
+    if isinstance(outputs, ClassifierOutputs):
+        return outputs.columns()
     if isinstance(outputs, pd.DataFrame):
         return {f"{PREDICTION}_{c}": outputs[c].to_numpy() for c in outputs.columns}
     values = np.asarray(outputs)

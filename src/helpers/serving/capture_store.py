@@ -313,10 +313,19 @@ def _feedback_table(records: Sequence[FeedbackRecord]) -> pa.Table:
         {
             "request_id": pa.array([i for r in records for i in r.request_ids], type=pa.string()),
             "row": pa.array([i for r in records for i in r.rows], type=pa.int32()),
-            "label": pa.array(labels, from_pandas=True),
+            "label": _label_array(labels),
             "timestamp": _timestamps(np.repeat([r.timestamp for r in records], counts)),
         }
     )
+
+
+def _label_array(labels: list[Any]) -> pa.Array:
+    """Feedback labels as one Arrow column; labels of mixed types (``true`` and ``"false"`` from
+    different clients) are kept as text, which monitoring reads back in the classes' type."""
+    try:
+        return pa.array(labels, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in labels], type=pa.string())
 
 
 def _write_table(table: pa.Table, path: Path, fmt: str) -> None:

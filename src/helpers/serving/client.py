@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.errors import ServeError
+from helpers.serving.outputs import split_answer
 from helpers.serving.protocol import JSON_TYPE, REQUEST_ID_HEADER, encode_frame
 
 
@@ -36,10 +37,15 @@ class Response:
 
 @dataclass(frozen=True)
 class Prediction:
-    """Predictions of one request and the id the service gave it."""
+    """Predictions of one request and the id the service gave it.
+
+    ``values`` holds a regressor's predictions or a classifier's labels; ``probabilities`` a
+    classifier's ``proba_<class>`` columns when the service answers them (else None).
+    """
 
     values: np.ndarray
     request_id: str
+    probabilities: pd.DataFrame | None = None
 
 
 class ServeClient:
@@ -94,8 +100,8 @@ class ServeClient:
         response = self.request("POST", "/invocations", encode_frame(frame), headers)
         if response.status != 200:
             raise ServeError(f"{self.url}/invocations answered {response.status}: {_message(response)}")
-        values = np.asarray(response.json()["predictions"])
-        return Prediction(values, response.request_id or "")
+        values, probabilities = split_answer(response.json()["predictions"])
+        return Prediction(values, response.request_id or "", probabilities)
 
     def feedback(self, request_ids: Sequence[str], labels: Sequence[Any], rows: Sequence[int] | None = None) -> int:
         """Send ground truth; returns the number of labelled rows accepted."""

@@ -48,4 +48,5 @@ def service_from_params(
         request_timeout=serve.request_timeout,
         max_batch_rows=serve.max_batch_rows,
         max_batch_delay=serve.max_batch_delay,
+        output=serve.output,
     )

@@ -1,8 +1,10 @@
 """Model loading: ``models:/`` references, alias and version resolution, the loaded model.
 
-A registered model is loaded through MLflow; when its flavour is scikit-learn and it has a
-named signature, its own ``predict`` is called directly (the input check of
-:mod:`helpers.serving.schema` replaces MLflow's per-call schema enforcement).
+A registered model is loaded through MLflow; when it wraps a scikit-learn estimator (the sklearn
+flavour, or a classifier logged by :func:`helpers.registry.store.log_model`) and it has a named
+signature, the estimator is called directly (the input check of :mod:`helpers.serving.schema`
+replaces MLflow's per-call schema enforcement). A classifier's predict function gives labels and
+class probabilities together (:class:`~helpers.serving.outputs.ClassifierOutputs`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from helpers.core.errors import DriftgateError, RegistryError, ServeError
 from helpers.modeling.captures import UNREGISTERED
 from helpers.serving.formatting import first_line, iso_time
+from helpers.serving.outputs import classifier_predict, is_classifier
 from helpers.serving.schema import InputSchema, check_inputs
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
@@ -58,6 +61,7 @@ class LoadedModel:
     direct: bool  # True when the underlying scikit-learn model is called directly
     source: str
     loaded_at: float = field(default_factory=time.time)
+    classes: tuple[Any, ...] | None = None  # a classifier's classes, in its probability columns' order
 
     @property
     def capture_name(self) -> str:
@@ -72,6 +76,7 @@ class LoadedModel:
             "uri": self.uri,
             "source": self.source,
             "direct_predict": self.direct,
+            "classes": None if self.classes is None else list(self.classes),
             "loaded_at": iso_time(self.loaded_at),
         }
 
@@ -140,7 +145,7 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, version: str 
         raise
     except Exception as exc:
         raise ServeError(f"cannot load model {model_uri} from {source}: {first_line(exc)}") from None
-    schema, predict, direct, example = loaded
+    schema, predict, direct, example, classes = loaded
     model = LoadedModel(
         uri=model_uri,
         name=ref.name if ref else None,
@@ -149,6 +154,7 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, version: str 
         predict=predict,
         direct=direct,
         source=str(source),
+        classes=classes,
     )
     _warm_up(model, example)
     return model
@@ -156,7 +162,7 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, version: str 
 
 def _load_pyfunc(
     source: str, tracking_uri: str | None
-) -> tuple[InputSchema | None, Callable[[pd.DataFrame], Any], bool, Any]:
+) -> tuple[InputSchema | None, Callable[[pd.DataFrame], Any], bool, Any, tuple[Any, ...] | None]:
     import mlflow.artifacts
     import mlflow.pyfunc
     from mlflow.models import Model
@@ -167,16 +173,29 @@ def _load_pyfunc(
     flavors = pyfunc_model.metadata.flavors
     predict: Callable[[pd.DataFrame], Any] = pyfunc_model.predict
     direct = False
-    if "sklearn" in flavors and schema is not None:
-        raw = pyfunc_model.get_raw_model()
-        method = flavors.get("python_function", {}).get("predict_fn", "predict")
-        if callable(getattr(raw, method, None)):
-            predict, direct = getattr(raw, method), True
+    classes = None
+    raw = _estimator(pyfunc_model, flavors)
+    method = flavors.get("python_function", {}).get("predict_fn", "predict")
+    if raw is not None and schema is not None and method == "predict" and is_classifier(raw):
+        predict, direct = classifier_predict(raw), True
+        classes = tuple(v.item() if hasattr(v, "item") else v for v in raw.classes_)
+    elif "sklearn" in flavors and schema is not None and callable(getattr(raw, method, None)):
+        predict, direct = getattr(raw, method), True
     try:
         example = Model.load(local).load_input_example(local)
     except Exception:  # an example is optional; a broken one just skips the warm-up
         example = None
-    return schema, predict, direct, example
+    return schema, predict, direct, example, classes
+
+
+def _estimator(pyfunc_model: Any, flavors: dict[str, Any]) -> Any | None:
+    """The scikit-learn estimator inside a loaded pyfunc model, when there is one."""
+    if "sklearn" in flavors:
+        return pyfunc_model.get_raw_model()
+    try:
+        return getattr(pyfunc_model.unwrap_python_model(), "estimator", None)
+    except Exception:  # not a PythonModel: MLflow's own predict is used
+        return None
 
 
 def _warm_up(model: LoadedModel, example: Any) -> None:

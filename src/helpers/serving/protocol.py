@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.serving.capture_records import FeedbackRecord
+from helpers.serving.outputs import OUTPUT_MODES, answer
 from helpers.serving.schema import InputError, InputSchema
 
 FORMATS: tuple[str, ...] = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -49,7 +50,22 @@ def parse_request(body: bytes, content_type: str | None, schema: InputSchema | N
     ...               "application/json", schema).to_dict("records")
     [{'a': 1, 'b': 'x'}]
     """
+    return parse_invocation(body, content_type, schema)[0]
+
+
+def parse_invocation(
+    body: bytes, content_type: str | None, schema: InputSchema | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`parse_request`, and the body's ``params`` (MLflow's inference parameters, such as
+    ``{"output": "probabilities"}``; empty for CSV or when none are given).
+
+    Examples
+    --------
+    >>> parse_invocation(b'{"inputs": {"a": [1]}, "params": {"output": "label"}}', "application/json", None)[1]
+    {'output': 'label'}
+    """
     media = media_type(content_type)
+    request_params: dict[str, Any] = {}
     if not body:
         raise InputError("the request body is empty; send JSON or CSV rows to score")
     if media == CSV_TYPE:
@@ -60,12 +76,38 @@ def parse_request(body: bytes, content_type: str | None, schema: InputSchema | N
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"the body is not valid JSON: {exc}") from None
         frame = frame_from_json(document, schema)
+        request_params = _params_of(document)
     if frame.columns.duplicated().any():
         dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise InputError(f"duplicate column(s): {', '.join(dupes)}")
     if len(frame) == 0:
         raise InputError("no rows to score")
-    return frame
+    return frame, request_params
+
+
+def _params_of(document: dict[str, Any]) -> dict[str, Any]:
+    given = document.get("params")
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise InputError(f"params must be an object of name: value; got {_kind(given)}")
+    return given
+
+
+def request_output(request_params: dict[str, Any], default: str) -> str:
+    """What a classifier answers for one request: its ``params.output`` when given, else ``default``.
+
+    Examples
+    --------
+    >>> request_output({"output": "label"}, "both"), request_output({}, "both")
+    ('label', 'both')
+    """
+    output = request_params.get("output")
+    if output is None:
+        return default
+    if output not in OUTPUT_MODES:
+        raise InputError(f"params.output must be one of {', '.join(OUTPUT_MODES)}; got {output!r}")
+    return str(output)
 
 
 def media_type(content_type: str | None) -> str:
@@ -197,8 +239,9 @@ def request_id_or_new(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def encode_predictions(outputs: Any) -> bytes:
-    """The ``{"predictions": [...]}`` answer for a model's outputs.
+def encode_predictions(outputs: Any, output: str = "both") -> bytes:
+    """The ``{"predictions": [...]}`` answer for a model's outputs; a classifier's as ``output``
+    (``label``, ``probabilities`` or ``both``) says (see :func:`~helpers.serving.outputs.answer`).
 
     Raises
     ------
@@ -210,7 +253,7 @@ def encode_predictions(outputs: Any) -> bytes:
     >>> encode_predictions(np.array([1.5, 2.0]))
     b'{"predictions": [1.5, 2.0]}'
     """
-    return json.dumps({"predictions": _jsonable(outputs)}).encode()
+    return json.dumps({"predictions": _jsonable(answer(outputs, output))}).encode()
 
 
 def _jsonable(outputs: Any) -> Any:

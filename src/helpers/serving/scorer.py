@@ -20,7 +20,8 @@ import pandas as pd
 from helpers.core.errors import ServeError
 from helpers.serving.formatting import first_line
 from helpers.serving.models import LoadedModel
-from helpers.serving.protocol import encode_predictions, parse_request
+from helpers.serving.outputs import ClassifierOutputs
+from helpers.serving.protocol import encode_predictions, parse_invocation, request_output
 from helpers.serving.schema import InputError, check_inputs
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ScoreJob:
     outputs: Any = None
     payload: bytes = b""
     latency_ms: float = 0.0
+    output: str | None = None  # what a classifier answers for this request (its params.output)
     error: BaseException | None = None  # an InputError is answered with its 4xx, anything else with 500
 
     @property
@@ -49,20 +51,24 @@ class ScoreJob:
         return 0 if self.inputs is None else len(self.inputs)
 
 
-def score_jobs(jobs: Sequence[ScoreJob], max_rows: int) -> int:
+def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both") -> int:
     """Parse, check, predict, encode: everything a request needs, for several at once.
 
     Requests of the same model whose checked frames have the same columns and types are
     stacked into one model call of at most ``max_rows`` rows; when a stacked call fails, its
     requests are scored one by one so that one bad request cannot fail its neighbours.
     Row-wise models (all of scikit-learn's regressors and classifiers) give the same values
-    stacked or not. Each job ends with ``payload`` (the JSON answer) or ``error``; the caller
-    sets ``done``. Returns the number of stacks (the model calls made when none fails).
+    stacked or not (a classifier's labels and probabilities are stacked together). ``output`` is
+    what a classifier answers (``label``, ``probabilities`` or ``both``; see
+    :mod:`helpers.serving.outputs`) unless a request's ``params.output`` says otherwise. Each
+    job ends with ``payload`` (the JSON answer) or ``error``; the caller sets ``done``. Returns
+    the number of stacks (the model calls made when none fails).
     """
     ready: list[ScoreJob] = []
     for job in jobs:
         try:
-            frame = parse_request(job.body, job.content_type, job.model.schema)
+            frame, request_params = parse_invocation(job.body, job.content_type, job.model.schema)
+            job.output = request_output(request_params, output)
             job.inputs = check_inputs(frame, job.model.schema)
             ready.append(job)
         except InputError as exc:
@@ -75,7 +81,7 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int) -> int:
     for job in ready:
         if job.error is None:
             try:
-                job.payload = encode_predictions(job.outputs)
+                job.payload = encode_predictions(job.outputs, job.output or output)
             except (TypeError, ValueError) as exc:
                 job.error = ServeError(f"the model's outputs cannot be sent as JSON: {exc}")
             job.latency_ms = (time.perf_counter() - job.started) * 1000.0
@@ -120,6 +126,8 @@ def _split_outputs(outputs: Any, lengths: list[int]) -> list[Any]:
     if len(outputs) != sum(lengths):
         raise ValueError(f"the model returned {len(outputs)} outputs for {sum(lengths)} rows")
     bounds = np.cumsum([0, *lengths])
+    if isinstance(outputs, ClassifierOutputs):
+        return [outputs.rows(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if isinstance(outputs, pd.DataFrame | pd.Series):
         return [outputs.iloc[a:b].reset_index(drop=True) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     return [outputs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -45,6 +45,7 @@ from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.formatting import first_line, iso_time
 from helpers.serving.http import HttpTransport
 from helpers.serving.models import LoadedModel, ModelRef, load_model, registry_client, resolve_version
+from helpers.serving.outputs import check_output
 from helpers.serving.protocol import feedback_from_body
 from helpers.serving.schema import InputError
 from helpers.serving.scorer import ScoreJob, Scorer, score_jobs
@@ -92,6 +93,9 @@ class ScoringService:
         fewer requests are queued than connections are open (never for a lone client).
     model : LoadedModel, optional
         An already loaded model (skips loading in :meth:`start`).
+    output : {"both", "label", "probabilities"}
+        What a classifier answers: each row's label and one probability per class (``both``),
+        the labels only, or the probabilities only. Captures keep both; regressors ignore it.
 
     Examples
     --------
@@ -114,9 +118,14 @@ class ScoringService:
         max_batch_rows: int = 1000,
         max_batch_delay: float = 0.002,
         model: LoadedModel | None = None,
+        output: str = "both",
     ) -> None:
         if max_body_bytes < 1:
             raise ServeError(f"max_body_bytes must be positive, got {max_body_bytes}")
+        try:
+            self.output = check_output(output)
+        except ValueError as exc:
+            raise ServeError(str(exc)) from None
         self.model_uri = model_uri
         self.tracking_uri = tracking_uri
         self.host = host
@@ -352,7 +361,7 @@ class ScoringService:
                 job.done.set()
 
     def _score(self, jobs: list[ScoreJob]) -> None:
-        calls = score_jobs(jobs, max(1, self.max_batch_rows))
+        calls = score_jobs(jobs, max(1, self.max_batch_rows), self.output)
         for job in jobs:
             if job.error is None:
                 self.record(job.request_id, job.inputs, job.outputs, job.model, job.latency_ms, job.timestamp)
@@ -416,6 +425,7 @@ class ScoringService:
         return {
             "status": "ok" if healthy else "degraded",
             "model": self.model.describe(),
+            "output": self.output,
             "requests": counts,
             "capture": capture,
             "alias": {

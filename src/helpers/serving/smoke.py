@@ -1,4 +1,8 @@
-"""The smoke test: serve a candidate locally, score held-out rows over HTTP, compare with offline."""
+"""The smoke test: serve a candidate locally, score held-out rows over HTTP, compare with offline.
+
+A regressor's predictions must equal the offline ones within ``atol``; a classifier's labels must
+equal them exactly and its class probabilities within ``atol``.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ def smoke_test(
     tracking_uri: str,
     atol: float = 1e-6,
     batch_size: int = 500,
+    expected_proba: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Serve ``model_uri`` on a free local port, score ``rows`` over HTTP, compare, stop.
 
@@ -43,7 +48,10 @@ def smoke_test(
     rows : pandas.DataFrame
         Held-out input rows.
     expected : numpy.ndarray
-        The offline predictions for ``rows``.
+        The offline predictions (a classifier's labels) for ``rows``.
+    expected_proba : pandas.DataFrame, optional
+        A classifier's offline ``proba_<class>`` columns for ``rows``; the served ones must
+        equal them within ``atol`` (labels are then compared exactly).
     tracking_uri : str
         MLflow tracking store (also the registry).
     atol : float
@@ -52,7 +60,8 @@ def smoke_test(
     Returns
     -------
     dict
-        JSON-ready: ``passed``, ``reason``, ``n_rows``, ``max_abs_diff``, ``url``,
+        JSON-ready: ``passed``, ``reason``, ``n_rows``, ``max_abs_diff`` (of probabilities, for a
+        classifier), ``url``,
         ``model_name``, ``model_version``, ``checks`` (each check's outcome),
         ``captured_rows``, ``seconds``.
 
@@ -96,23 +105,26 @@ def smoke_test(
             return result
         try:
             result.update(url=service.url, model_name=service.model.name, model_version=service.model.version)
-            served = _smoke_requests(service, token, rows, batch_size, result["checks"])
+            served, served_proba = _smoke_requests(service, token, rows, batch_size, result["checks"])
         except (ServeError, OSError, ValueError, KeyError) as exc:
-            served = None
+            served = served_proba = None
             result["reason"] = f"request failed: {exc}"
         finally:
             service.stop()
         if served is not None:
             result["captured_rows"] = count_rows(writer.capture_dir, service.model.capture_name)
             result["checks"]["captured_all_rows"] = result["captured_rows"] == len(rows)
-            _compare(served, expected, atol, result)
+            if expected_proba is None:
+                _compare(served, expected, atol, result)
+            else:
+                _compare_classifier(served, served_proba, expected, expected_proba, atol, result)
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result
 
 
 def _smoke_requests(
     service: ScoringService, token: str, rows: pd.DataFrame, batch_size: int, checks: dict[str, Any]
-) -> np.ndarray:
+) -> tuple[np.ndarray, pd.DataFrame | None]:
     with ServeClient(service.url, token=token) as client, ServeClient(service.url) as anonymous:
         checks["ping"] = client.request("GET", "/ping").status == 200
         version = client.get_json("/version")
@@ -124,8 +136,10 @@ def _smoke_requests(
             partial = rows.head(1).drop(columns=[schema.names[0]], errors="ignore")
             status = client.request("POST", "/invocations", encode_frame(partial), {"Content-Type": JSON_TYPE}).status
             checks["missing_column_is_400"] = status == 400
-        parts = [client.predict(rows.iloc[i : i + batch_size]).values for i in range(0, len(rows), batch_size)]
-    return np.concatenate(parts)
+        parts = [client.predict(rows.iloc[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    probabilities = [p.probabilities for p in parts if p.probabilities is not None]
+    proba = pd.concat(probabilities, ignore_index=True) if len(probabilities) == len(parts) else None
+    return np.concatenate([p.values for p in parts]), proba
 
 
 def _compare(served: np.ndarray, expected: np.ndarray, atol: float, result: dict[str, Any]) -> None:
@@ -153,3 +167,34 @@ def _compare(served: np.ndarray, expected: np.ndarray, atol: float, result: dict
     else:
         result["passed"] = True
         result["reason"] = f"{len(expected)} served predictions equal the offline ones within {result['atol']}"
+
+
+def _compare_classifier(
+    labels: np.ndarray, proba: pd.DataFrame | None, expected: np.ndarray, expected_proba: pd.DataFrame,
+    atol: float, result: dict[str, Any],
+) -> None:
+    """Labels exactly, probabilities within ``atol`` (same ``proba_<class>`` columns)."""
+    failed = [name for name, ok in result["checks"].items() if ok is not True]
+    expected_proba = pd.DataFrame(expected_proba).reset_index(drop=True)
+    if proba is None or list(proba.columns) != list(expected_proba.columns):
+        got = None if proba is None else list(proba.columns)
+        result["reason"] = f"served probability columns {got}, offline {list(expected_proba.columns)}"
+        return
+    if len(labels) != len(expected):
+        result["reason"] = f"served {len(labels)} labels, offline {len(expected)}"
+        return
+    wrong_label = np.asarray([a != b for a, b in zip(labels.tolist(), np.asarray(expected).tolist(), strict=True)])
+    diff = np.abs(proba.to_numpy(dtype=float) - expected_proba.to_numpy(dtype=float))
+    worst = float(diff.max()) if diff.size else 0.0
+    result["max_abs_diff"] = worst
+    result["mismatched_labels"] = int(wrong_label.sum())
+    result["mismatched_rows"] = int((wrong_label | (diff > atol).any(axis=1)).sum())
+    if result["mismatched_rows"]:
+        result["reason"] = (f"{result['mismatched_labels']} of {len(expected)} labels differ from offline; "
+                            f"probabilities differ by up to {worst:.3g} (tolerance {atol})")
+    elif failed:
+        result["reason"] = f"failed checks: {', '.join(failed)}"
+    else:
+        result["passed"] = True
+        result["reason"] = (f"{len(expected)} served labels equal the offline ones and their class probabilities "
+                            f"are within {atol}")
