@@ -55,6 +55,8 @@ RELEASES_DIR = "releases"
 # --------------------------------------------------------------------------- captured traffic
 
 PREDICTION = "prediction"  # the captured output column, as the scoring service names it
+LABEL = "label"  # a classifier's label column in its answers (and the feedback column in captures)
+PROBA_PREFIX = "proba_"  # one probability column per class: proba_<class>
 
 # --------------------------------------------------------------------------- MLflow aliases
 

@@ -20,11 +20,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from helpers.core.catalogue import PROBA_PREFIX
 from helpers.core.config import Params, SplitParams
 from helpers.modeling.data import TIME
 from helpers.modeling.metrics import metrics
-
-PROBA_PREFIX = "proba_"  # a class probability column is PROBA_PREFIX + str(class)
 
 
 def proba_column(label: Any) -> str:

@@ -170,7 +170,8 @@ def performance(labelled: pd.DataFrame, champion: Champion, params: Params) -> d
     if labelled.empty:
         return {"rows": 0, "metrics": {}, "degraded": False, "reason": "no feedback in this window"}
     score = probabilities(labelled, champion.classes) if champion.classes else None
-    got = metrics(params.data.task, labelled["label"].to_numpy(), labelled[PREDICTION].to_numpy(), score)
+    got = metrics(params.data.task, labelled["label"].to_numpy(), labelled[PREDICTION].to_numpy(), score,
+                  classes=champion.classes)
     value, reference = got.get(metric), champion.test_metrics.get(metric)
     if value is None or reference is None:
         return {"rows": len(labelled), "metrics": got, "degraded": False,

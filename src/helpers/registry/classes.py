@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-LABEL = "label"  # the label column of a classifier's outputs
-PROBA_PREFIX = "proba_"  # one probability column per class: proba_<class>
+from helpers.core.catalogue import PROBA_PREFIX
+
 ESTIMATOR_ARTIFACT = "estimator"  # the skops artifact of a logged classifier (pyfunc_classifier reads it)
 _TRUE, _FALSE = ("true", "1", "1.0", "yes"), ("false", "0", "0.0", "no")
 

@@ -31,11 +31,11 @@ import numpy as np
 import pandas as pd
 
 from helpers.core import catalogue as names
-from helpers.core.catalogue import ALIASES, CHALLENGER, CHAMPION, PREVIOUS
+from helpers.core.catalogue import ALIASES, CHALLENGER, CHAMPION, LABEL, PREVIOUS
 from helpers.core.config import Params
 from helpers.core.errors import RegistryError
 from helpers.modeling.factory import model_modules, user_code_paths
-from helpers.registry.classes import ESTIMATOR_ARTIFACT, LABEL, proba_columns
+from helpers.registry.classes import ESTIMATOR_ARTIFACT, proba_columns
 
 # Lineage every registered version must carry (the train step adds windows, paths, dirty flag).
 REQUIRED_LINEAGE = (names.LINEAGE_RUN_ID, names.LINEAGE_GIT_COMMIT, names.LINEAGE_DATA_SHA256,

@@ -28,11 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from helpers.core.catalogue import PREDICTION
+from helpers.core.catalogue import LABEL, PREDICTION, PROBA_PREFIX
 
 OUTPUT_MODES: tuple[str, ...] = ("label", "probabilities", "both")
-LABEL = "label"
-PROBA_PREFIX = "proba_"  # as helpers.registry.classes names a classifier's probability columns
 
 
 @dataclass(frozen=True)
