@@ -15,7 +15,7 @@ way. With ``compute.scheduler`` other than ``pandas`` (``local``, or
 (:func:`helpers.stats.scale.compare_at_scale`), so they need not fit in memory.
 
 Exit status: 0, or 1 when drift is found and ``--fail-on-drift`` is given (for CI gates). Bad
-input raises :class:`~helpers.errors.DataError` or :class:`~helpers.errors.ParamsError`, which
+input raises :class:`~helpers.core.errors.DataError` or :class:`~helpers.core.errors.ParamsError`, which
 the ``driftgate`` command prints as one line.
 """
 

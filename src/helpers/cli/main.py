@@ -1,9 +1,13 @@
 """The ``driftgate`` command.
 
     driftgate run [--params FILE] [-p key=value ...]   run the four notebooks into a new run folder
-    driftgate validate [--params FILE] [-p ...]         check params and data, run nothing
-    driftgate drift --baseline A --target B ...         drift report for any pair of tables
-    driftgate serve / replay                            scoring service and traffic replay
+    driftgate validate [--params FILE] [-p ...]         check params, data and notebooks, run nothing
+    driftgate index                                     rewrite outputs/index.html
+    driftgate drift --baseline A --target B ...         drift report for any pair of tables (cli.drift)
+    driftgate serve / replay                            scoring service and traffic replay (cli.serve)
+    driftgate monitor                                   captured traffic against the baseline (cli.monitor)
+    driftgate status / approve / rollback               the release state, by hand (cli.ops)
+    driftgate deploy --if-new-version                   release a waiting challenger (cli.deploy)
 
 User mistakes print one line and exit 2 (bad params or data) or 1; no traceback. An internal
 error prints one line naming the file that holds its traceback; ``driftgate --debug COMMAND``

@@ -7,7 +7,7 @@
 flight finish and every captured row is written. ``replay`` sends the rows of a time window as
 traffic and their labels as feedback, for demos and tests.
 
-:func:`register` adds both to the ``driftgate`` parser; ``python -m helpers.serve_cli`` runs
+:func:`register` adds both to the ``driftgate`` parser; ``python -m helpers.cli.serve`` runs
 them without the rest of the CLI.
 """
 

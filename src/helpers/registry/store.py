@@ -1,9 +1,9 @@
-"""MLflow: tracking set-up, model logging with lineage, registration, aliases, release lock.
+"""MLflow: tracking set-up, model logging with lineage, registration, version look-ups, aliases.
 
 MLflow 3 aliases mark the release state of versions: ``challenger`` (newly registered),
 ``champion`` (serving), ``previous`` (the champion before the last release). Aliases move
-only under :func:`release_lock`, a registry-side mutex that works the same on the SQLite
-store and on an ``mlflow server``.
+only under :func:`helpers.registry.lock.release_lock`, a registry-side mutex that works the
+same on the SQLite store and on an ``mlflow server``.
 
 Example
 -------

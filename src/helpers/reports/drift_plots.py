@@ -1,7 +1,7 @@
 """Matplotlib figures of a drift report, drawn from its aggregated counts only.
 
-Every function takes a :class:`~helpers.drift.DriftReport` (or one
-:class:`~helpers.drift.FeatureDrift`) and returns a :class:`matplotlib.figure.Figure` made
+Every function takes a :class:`~helpers.stats.results.DriftReport` (or one
+:class:`~helpers.stats.results.FeatureDrift`) and returns a :class:`matplotlib.figure.Figure` made
 without pyplot, so a notebook cell shows it once and nothing leaks. The HTML report embeds the
 same figures as base64 PNG with :func:`to_data_uri`.
 

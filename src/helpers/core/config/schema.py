@@ -329,7 +329,7 @@ class ServeParams:
 
 @dataclass
 class ComputeParams:
-    """Where profiles of tables too big for memory are computed (see :mod:`helpers.compute`)."""
+    """Where profiles of tables too big for memory are computed (see :mod:`helpers.stats.scale`)."""
 
     # "pandas": in this process (the default; driftgate drift then compares rows, exactly);
     # "local": a dask.distributed LocalCluster on this machine; or a scheduler address such as
