@@ -343,3 +343,14 @@ def test_driftgate_run_on_a_classification_table(tmp_path: Path) -> None:
     drift = json.loads((run_dir / "drift.json").read_text())
     assert drift["target"]["type"] == "categorical"
     assert "release: promoted v1" in done.stdout, done.stdout
+
+
+def test_roc_auc_of_a_multiclass_model_on_rows_holding_two_of_its_classes() -> None:
+    """Five classes in the model, two in the rows: the AUC of those two, renormalised, as sklearn gives it."""
+    rng = np.random.default_rng(3)
+    labels = np.array(["drizzle", "fog", "rain", "snow", "sun"])
+    proba = rng.dirichlet(np.ones(5), size=40)
+    y_true = rng.choice(["fog", "sun"], size=40)
+    got = classification_metrics(y_true, labels[proba.argmax(axis=1)], proba, labels)
+    two = proba[:, [1, 4]] / proba[:, [1, 4]].sum(axis=1, keepdims=True)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y_true == "sun", two[:, 1]))

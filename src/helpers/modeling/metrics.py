@@ -98,9 +98,12 @@ def probability_metrics(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarra
             out["roc_auc"] = float(skm.roc_auc_score(y_true == labels[-1], proba[:, -1]))
         else:
             kept = proba[:, present] / np.clip(proba[:, present].sum(axis=1, keepdims=True), 1e-12, None)
-            out["roc_auc"] = float(
-                skm.roc_auc_score(y_true, kept, multi_class="ovr", average="macro", labels=labels[present])
-            )
+            if present.sum() == 2:  # two of the model's classes in these rows: their binary AUC
+                out["roc_auc"] = float(skm.roc_auc_score(y_true == labels[present][-1], kept[:, -1]))
+            else:
+                out["roc_auc"] = float(
+                    skm.roc_auc_score(y_true, kept, multi_class="ovr", average="macro", labels=labels[present])
+                )
     out["log_loss"] = float(skm.log_loss(y_true, proba, labels=labels))
     out["brier"] = brier_score(y_true, proba, labels)
     return out
