@@ -354,3 +354,14 @@ def test_roc_auc_of_a_multiclass_model_on_rows_holding_two_of_its_classes() -> N
     got = classification_metrics(y_true, labels[proba.argmax(axis=1)], proba, labels)
     two = proba[:, [1, 4]] / proba[:, [1, 4]].sum(axis=1, keepdims=True)
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y_true == "sun", two[:, 1]))
+
+
+def test_a_label_the_model_never_saw_leaves_log_loss_out_and_counts_in_brier() -> None:
+    labels = np.array(["fog", "rain", "sun"])
+    proba = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]])
+    y_true = np.array(["sun", "fog", "snow"])  # snow: unseen in training
+    got = classification_metrics(y_true, np.array(["sun", "fog", "sun"]), proba, labels)
+    assert "log_loss" not in got
+    one_hot = np.array([[0, 0, 1], [1, 0, 0], [0, 0, 0]], dtype=float)  # snow matches no column
+    assert got["brier"] == pytest.approx(np.mean((one_hot - proba) ** 2))
+    assert got["accuracy"] == pytest.approx(2 / 3)

@@ -90,7 +90,12 @@ def label_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) ->
 
 
 def probability_metrics(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """ROC AUC (one-vs-rest macro for multiclass), log loss and Brier score."""
+    """ROC AUC (one-vs-rest macro for multiclass), log loss and Brier score.
+
+    ROC AUC needs two of the model's classes in the rows; log loss needs every row's label among
+    the model's classes (a class unseen in training has no probability). Otherwise the metric is
+    left out rather than made up, and a gate on it says it is missing.
+    """
     out: dict[str, float] = {}
     present = np.isin(labels, y_true)
     if present.sum() >= 2:
@@ -104,7 +109,8 @@ def probability_metrics(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarra
                 out["roc_auc"] = float(
                     skm.roc_auc_score(y_true, kept, multi_class="ovr", average="macro", labels=labels[present])
                 )
-    out["log_loss"] = float(skm.log_loss(y_true, proba, labels=labels))
+    if np.isin(y_true, labels).all():  # a label the model never saw has no probability: no log loss
+        out["log_loss"] = float(skm.log_loss(y_true, proba, labels=labels))
     out["brier"] = brier_score(y_true, proba, labels)
     return out
 
