@@ -362,6 +362,7 @@ def test_a_label_the_model_never_saw_leaves_log_loss_out_and_counts_in_brier() -
     y_true = np.array(["sun", "fog", "snow"])  # snow: unseen in training
     got = classification_metrics(y_true, np.array(["sun", "fog", "sun"]), proba, labels)
     assert "log_loss" not in got
+    assert "roc_auc" in got  # ranked on the rows whose labels the model knows
     one_hot = np.array([[0, 0, 1], [1, 0, 0], [0, 0, 0]], dtype=float)  # snow matches no column
     assert got["brier"] == pytest.approx(np.mean((one_hot - proba) ** 2))
     assert got["accuracy"] == pytest.approx(2 / 3)

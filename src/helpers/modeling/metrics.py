@@ -97,22 +97,28 @@ def probability_metrics(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarra
     left out rather than made up, and a gate on it says it is missing.
     """
     out: dict[str, float] = {}
-    present = np.isin(labels, y_true)
-    if present.sum() >= 2:
-        if len(labels) <= 2:
-            out["roc_auc"] = float(skm.roc_auc_score(y_true == labels[-1], proba[:, -1]))
-        else:
-            kept = proba[:, present] / np.clip(proba[:, present].sum(axis=1, keepdims=True), 1e-12, None)
-            if present.sum() == 2:  # two of the model's classes in these rows: their binary AUC
-                out["roc_auc"] = float(skm.roc_auc_score(y_true == labels[present][-1], kept[:, -1]))
-            else:
-                out["roc_auc"] = float(
-                    skm.roc_auc_score(y_true, kept, multi_class="ovr", average="macro", labels=labels[present])
-                )
-    if np.isin(y_true, labels).all():  # a label the model never saw has no probability: no log loss
+    known = np.isin(y_true, labels)  # rows whose label the model knows: the only ones AUC can rank
+    roc = roc_auc(y_true[known], proba[known], labels)
+    if roc is not None:
+        out["roc_auc"] = roc
+    if known.all():  # a label the model never saw has no probability: no log loss
         out["log_loss"] = float(skm.log_loss(y_true, proba, labels=labels))
     out["brier"] = brier_score(y_true, proba, labels)
     return out
+
+
+def roc_auc(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float | None:
+    """ROC AUC of rows whose labels are among the model's: binary, or one-vs-rest macro over the
+    classes present (their probabilities renormalised); None with fewer than two classes present."""
+    present = np.isin(labels, y_true)
+    if present.sum() < 2:
+        return None
+    if len(labels) <= 2:
+        return float(skm.roc_auc_score(y_true == labels[-1], proba[:, -1]))
+    kept = proba[:, present] / np.clip(proba[:, present].sum(axis=1, keepdims=True), 1e-12, None)
+    if present.sum() == 2:  # two of the model's classes in these rows: their binary AUC
+        return float(skm.roc_auc_score(y_true == labels[present][-1], kept[:, -1]))
+    return float(skm.roc_auc_score(y_true, kept, multi_class="ovr", average="macro", labels=labels[present]))
 
 
 def brier_score(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float:
