@@ -200,10 +200,15 @@ def test_predictions_read_back_from_parquet_give_the_same_metrics(case, tmp_path
 
 def test_permutation_importance_scores_classifiers_by_log_loss(case) -> None:
     kind, params, frame = case
-    model = _fitted(params, train.labelled(frame, params)[0])
-    assert train.importance_scoring(model, params) == "neg_log_loss"
+    rows = train.labelled(frame, params)[0]
+    model = _fitted(params, rows)
+    scorer, features = train.importance_scoring(model, params), params.data.features
+    expected = -skm.log_loss(rows["label"], model.predict_proba(rows[features]), labels=model.classes_)
+    assert scorer(model, rows[features], rows["label"]) == pytest.approx(expected)
     importance = train.feature_importance(model, frame, params)
     assert list(importance.index[:1]) == ["x1"] and importance["x1"] > 0
+    some = rows[rows["label"] != model.classes_[0]]  # rows lacking one of the model's classes
+    assert train.feature_importance(model, some, params).notna().all()
 
 
 def test_training_data_leaves_unlabelled_rows_out_of_training(case) -> None:

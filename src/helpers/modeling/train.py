@@ -164,9 +164,15 @@ def feature_importance(model: Pipeline, frame: pd.DataFrame, params: Params, see
     return pd.Series(result.importances_mean, index=features, name="importance").sort_values(ascending=False)
 
 
-def importance_scoring(model: Any, params: Params) -> str | None:
-    """The permutation-importance scorer: None (the estimator's R²) for regression,
-    ``neg_log_loss`` for a classifier with probabilities, else ``accuracy``."""
+def importance_scoring(model: Any, params: Params) -> Any:
+    """The permutation-importance scorer: None (the estimator's R²) for regression, negative log
+    loss over the model's own classes for a classifier with probabilities (so rows holding only
+    some of its classes score too), else ``"accuracy"``."""
     if params.data.task == "regression":
         return None
-    return "neg_log_loss" if hasattr(model, "predict_proba") else "accuracy"
+    if not hasattr(model, "predict_proba"):
+        return "accuracy"
+    from sklearn.metrics import log_loss, make_scorer
+
+    return make_scorer(log_loss, greater_is_better=False, response_method="predict_proba",
+                       labels=list(model.classes_))
