@@ -126,18 +126,19 @@ def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evalu
     with mlflow.start_run(run_name=f"train {ctx.run_dir.name}") as run:
         mlflow.log_params(_flat_params(ctx))
         for split_name, column in evaluation.metrics.items():
-            mlflow.log_metrics({f"{split_name}_{k}": float(v) for k, v in column.items()})
+            mlflow.log_metrics({f"{split_name}_{k}": float(v) for k, v in column.dropna().items()})
         profile = ctx.run_dir / BASELINE_PROFILE
         if profile.is_file():
             mlflow.log_artifact(str(profile), artifact_path="baseline")
         mlflow.log_artifact(str(write_monitoring_baseline(ctx, model, rows.train)), artifact_path="baseline")
         ref = store.log_model(model, rows.train, ctx.params, lineage(ctx))
-    test_metrics = evaluation.metrics["test"].to_dict()
+    # a metric left out on one row set (e.g. log loss where a label is new) is NaN in the table
+    test_metrics = evaluation.metrics["test"].dropna().to_dict()
     summary = {
         "mlflow_run_id": run.info.run_id,
         "model": ref.to_dict(),
         "task": ctx.params.data.task,
-        "metrics": {name: col.to_dict() for name, col in evaluation.metrics.items()},
+        "metrics": {name: col.dropna().to_dict() for name, col in evaluation.metrics.items()},
         "rows": {"train": len(rows.train), "test": len(rows.test), "current": len(rows.current),
                  "without_label": rows.unlabelled},
         "notes": rows.notes(ctx.params.data.target),
