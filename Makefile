@@ -25,7 +25,7 @@ test: $(STAMP)
 
 # Everything but the tests marked slow (notebook runs, mlflow server, Dask clusters, Chromium, npm).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	DRIFTGATE_QUICK=1 $(BIN)/python -m pytest -m "not slow"
 
 # ruff, then the import-linter contracts of pyproject.toml (layers, no cycles).
 lint: $(STAMP)

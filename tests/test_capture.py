@@ -136,6 +136,7 @@ def test_close_loses_nothing(tmp_path: Path) -> None:
     assert not writer.submit(_record(0, _ts("2011-07-01")))  # closed: refused and counted
 
 
+@pytest.mark.slow  # starts another Python process and kills it
 def test_hard_kill_keeps_what_was_flushed(tmp_path: Path) -> None:
     """A SIGKILL loses at most the rows submitted within the last flush interval."""
     script = textwrap.dedent(

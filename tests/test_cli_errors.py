@@ -256,11 +256,13 @@ def _driftgate(*args: str) -> subprocess.CompletedProcess[str]:
                           env=clean_env(), cwd=ROOT)
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_hostile_data_in_a_real_process(tmp_path: Path) -> None:
     params, _, fragments = _hostile(tmp_path, "binary file named .csv")
     one_error_line(_driftgate("validate", "--params", str(params)), 2, *fragments)
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_internal_error_in_a_real_process(tmp_path: Path) -> None:
     params = write_params(tmp_path)
     script = ("import sys, helpers.cli.main as m\n"

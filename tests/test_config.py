@@ -266,6 +266,7 @@ def test_driftgate_validate_rejects_bad_overrides_with_exit_code_2(override: str
     assert lines[0].startswith(f"driftgate: error: params/ci.yaml: {message}"), lines[0]
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_the_installed_command_exits_2_with_one_line_for_a_bad_override() -> None:
     env = {**clean_env(), "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run([*driftgate_cmd(), "validate", "--params", "params/ci.yaml", "-p", "serve.port=70000"],

@@ -108,6 +108,7 @@ def test_user_mistakes_raise_driftgate_errors(tmp_path: Path) -> None:
         _run(["--baseline", str(base), "--target", str(empty)])
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_through_the_driftgate_command(tmp_path: Path) -> None:
     base, target = _tables(tmp_path, shift=3.0)
     command = [sys.executable, "-m", "helpers.cli", "drift", "--baseline", str(base), "--target", str(target)]

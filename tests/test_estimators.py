@@ -384,6 +384,7 @@ def validated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, 
     return done
 
 
+@pytest.mark.slow  # starts another driftgate process
 @pytest.mark.parametrize("case", list(FACTORY_ERRORS))
 def test_bad_factory_is_one_line_exit_2(validated: dict, case: str) -> None:
     package, result = validated[case]

@@ -71,6 +71,7 @@ def test_status_approve_rollback_round_trip(released, capsys: pytest.CaptureFixt
     assert status["rollback"]["by"] == "ops" and status["rollback"]["to"] == v1
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_the_installed_command_reports_an_unknown_model_in_one_line(released) -> None:
     params_file, _, _ = released
     done = subprocess.run([*driftgate_cmd(), "status", "--params", str(params_file), "-p", "mlflow.model_name=nope"],

@@ -296,6 +296,7 @@ def _worker(params_file: Path, trained, folder: Path, barrier: Path) -> subproce
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_two_racing_release_processes_cannot_both_win(tmp_path: Path, store: Store) -> None:
     name = _name()
     params_file = store.params(tmp_path, name)

@@ -137,6 +137,7 @@ def test_window_rows_missing_columns(registered: RegisteredModels, tmp_path: Pat
 # --------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_cli_replay_one_day(live: tuple[ScoringService, Path], registered: RegisteredModels, tmp_path: Path) -> None:
     svc, root = live
     params = write_serve_params(tmp_path, registered)
@@ -155,6 +156,7 @@ def test_cli_replay_one_day(live: tuple[ScoringService, Path], registered: Regis
     assert len(read_labeled_captures(root, registered.name)) == 24
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_cli_replay_mistakes_print_one_line(registered: RegisteredModels, tmp_path: Path) -> None:
     params = write_serve_params(tmp_path, registered)
     done = subprocess.run(

@@ -490,6 +490,7 @@ def test_smoke_test_reports_a_model_that_does_not_load(registered: RegisteredMod
 # --------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_cli_serve_answers_and_stops_gracefully_on_sigterm(registered: RegisteredModels, tmp_path: Path) -> None:
     params = write_serve_params(tmp_path, registered)
     proc, url = start_cli_server(params, env={"DRIFTGATE_TOKEN": TOKEN})
@@ -505,6 +506,7 @@ def test_cli_serve_answers_and_stops_gracefully_on_sigterm(registered: Registere
     assert sorted(set(captured["request_id"])) == sorted(ids)
 
 
+@pytest.mark.slow  # starts another driftgate process
 def test_cli_serve_reports_a_bad_model_in_one_line(registered: RegisteredModels, tmp_path: Path) -> None:
     import subprocess
 
