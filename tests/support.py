@@ -47,11 +47,13 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in URI_VARIABLES}
 
 
-def write_params(folder: Path, base: str = "ci.yaml", name: str = "params.yaml", **changes: object) -> Path:
-    """Copy params/<base> into ``folder`` with absolute paths, outputs under ``folder``,
-    and dotted-key ``changes`` applied (``"data.target": "x"``)."""
+def write_params(folder: Path, base: str = "ci.yaml", name: str = "params.yaml", *, data: Path = DATA,
+                 **changes: object) -> Path:
+    """Copy params/<base> into ``folder`` with absolute paths (``data`` as ``data.path``, the
+    project's notebooks), outputs under ``folder``, and dotted-key ``changes`` applied
+    (``"data.target": "x"``)."""
     raw = yaml.safe_load((ROOT / "params" / base).read_text())
-    raw["data"]["path"] = str(DATA)
+    raw["data"]["path"] = str(data)
     raw["outputs"] = {"dir": str(folder / "outputs")}
     raw.setdefault("run", {})["notebooks"] = str(ROOT / "notebooks")
     for dotted, value in changes.items():

@@ -29,7 +29,7 @@ from helpers.modeling.estimators import build_model
 from helpers.modeling.train import split
 from helpers.registry import store as registry
 from serve_fixtures import start_cli_server, stop_process
-from support import ROOT, clean_env, driftgate_cmd, run_cli
+from support import ROOT, clean_env, driftgate_cmd, run_cli, write_params
 
 PARAMS = ROOT / "params"
 WEATHER = ROOT / "data" / "seattle-weather.csv"
@@ -41,21 +41,8 @@ STEPS = ("01_investigate", "02_drift_report", "03_train_evaluate", "04_deploy")
 
 
 def write_demo_params(folder: Path, base: str = DEMO, name: str = "params.yaml", **changes: object) -> Path:
-    """Copy params/<base> into ``folder`` as support.write_params does for the bike data: the
-    weather file and the notebooks by absolute path, outputs under ``folder``, dotted ``changes``."""
-    raw = yaml.safe_load((PARAMS / base).read_text())
-    raw["data"]["path"] = str(WEATHER)
-    raw["outputs"] = {"dir": str(folder / "outputs")}
-    raw["run"]["notebooks"] = str(ROOT / "notebooks")
-    for dotted, value in changes.items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path = folder / name
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    """Copy params/<base> into ``folder`` as for the bike data, with the weather file as data."""
+    return write_params(folder, base, name, data=WEATHER, **changes)
 
 
 def scores(frame: pd.DataFrame, predicted: Any) -> dict[str, float]:
