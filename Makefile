@@ -23,9 +23,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Everything but the tests marked slow (notebook runs, mlflow server, Dask clusters, Chromium, npm).
+# Everything but the tests marked slow (notebook runs, other driftgate processes, mlflow server,
+# Dask clusters, pip builds, Chromium, npm), on two worker processes, fewer generated tables.
 test-fast: $(STAMP)
-	DRIFTGATE_QUICK=1 $(BIN)/python -m pytest -m "not slow"
+	DRIFTGATE_QUICK=1 $(BIN)/python -m pytest -m "not slow" -n 2
 
 # ruff, then the import-linter contracts of pyproject.toml (layers, no cycles).
 lint: $(STAMP)
