@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.catalogue import PROBA_PREFIX
+from helpers.stats.profiling import category_label
 
 ESTIMATOR_ARTIFACT = "estimator"  # the skops artifact of a logged classifier (pyfunc_classifier reads it)
 _TRUE, _FALSE = ("true", "1", "1.0", "yes"), ("false", "0", "0.0", "no")
@@ -36,12 +37,8 @@ def label_key(value: Any) -> str | None:
     """A canonical text for a label: ``1``, ``1.0`` and ``"1"`` give ``"1"``; True gives ``"True"``."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value))
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    if isinstance(value, bool | np.bool_ | int | np.integer | float | np.floating):
+        return category_label(value)  # the drift engine's label for a number or a boolean
     text = str(value).strip()
     try:
         number = float(text)
