@@ -236,6 +236,8 @@ class ChampionGate:
     relative: bool = False
     captured_days: Positive = 30.0
     min_captured_rows: AtLeastOne = 100
+    # compare_on: captured without enough feedback: compare estimated performance (CBPE/DLE) instead
+    use_estimates: bool = False
 
 
 @dataclass
@@ -286,6 +288,10 @@ class MonitorParams:
     max_degradation: NonNegative = 0.25  # relative worsening of ``metric`` against the champion's test value
     retrain: bool = False  # on drift or degradation, retrain on the period's labelled captures
     retrain_test_share: OpenShare = 0.25  # latest share of those rows held out as the retraining's current window
+    baseline_sample: Count = 20000  # training rows kept with the model, for the drift coefficient on traffic
+    min_labelled_rows: AtLeastOne = 50  # fewer rows with feedback: judge the estimated metric instead
+    calibration: Literal["isotonic", "platt"] = "isotonic"  # of class probabilities, for estimated performance
+    confidence: OpenShare = 0.95  # level of the band around an estimated metric
 
 
 @dataclass
@@ -322,7 +328,16 @@ class ServeParams:
     max_pending_rows: AtLeastOne = 100000  # capture rows held in memory before new ones are dropped
     max_body_bytes: AtLeastOne = 10000000  # larger request bodies are refused with 413
     token_env: str = "DRIFTGATE_TOKEN"  # bearer token required when this variable is set
-    request_timeout: Positive = 30.0  # seconds an idle or half-sent connection is kept
+    request_timeout: Positive = 30.0  # seconds a request may take to arrive and be answered
+    keep_alive_timeout: Positive = 5.0  # seconds an idle keep-alive connection is kept open
+    shutdown_timeout: Positive = 30.0  # seconds a graceful stop waits for requests in flight
+    max_connections: AtLeastOne = 1000  # concurrent connections; beyond it requests get 503
+    tls_cert: str | None = None  # PEM certificate: serve HTTPS (relative to the params file)
+    tls_key: str | None = None  # PEM private key of tls_cert
+    allow_public_without_token: bool = False  # bind beyond loopback without a bearer token
+    # async: captures are written in the background (a hard kill loses up to flush_interval);
+    # sync: a prediction is answered only once its capture is fsynced to a write-ahead log
+    capture_mode: Literal["async", "sync"] = "async"
     max_batch_rows: Count = 1000  # concurrent requests are scored in one model call up to this; 0 = off
     max_batch_delay: Share = 0.002  # seconds a request may wait for others to share its model call (at most 1)
 
