@@ -6,6 +6,14 @@ folder per model and day, written under a temporary name and renamed into place:
 
     <capture_dir>/<model>/<yyyy>/<mm>/<dd>/captures-<time>-<pid>-<seq>.parquet
     <capture_dir>/<model>/<yyyy>/<mm>/<dd>/feedback-<time>-<pid>-<seq>.parquet
+    <capture_dir>/<model>/<yyyy>/<mm>/<dd>/captures-wal-<segment>-<g>.parquet   (sync mode, from the log)
+    <capture_dir>/<model>/<yyyy>/<mm>/<dd>/captures-compacted-<period>.parquet  (driftgate captures compact)
+    <capture_dir>/_wal/wal-<time>-<pid>-<seq>.log                               (sync mode's write-ahead log)
+
+A compacted file names, in its Parquet metadata (:data:`COVERED_KEY`), the files it was merged
+from; readers skip those while they still exist, so a compaction cut short between writing the
+compacted file and deleting its inputs never counts a row twice (see
+``helpers.serving.capture_compaction``).
 
 Captured tables hold one row per scored input row: the meta columns of :data:`CAPTURE_COLUMNS`,
 the model's input columns under their own names, and the outputs as ``prediction`` (or
@@ -49,6 +57,10 @@ CAPTURE_COLUMNS: tuple[str, ...] = (
 FEEDBACK_COLUMNS: tuple[str, ...] = ("request_id", "row", "label", "timestamp")
 INPUT_PREFIX = "input_"  # given to an input column whose name clashes with a meta column
 UNREGISTERED = "unregistered"  # folder of a model served without a registered name
+WAL_DIR = "_wal"  # the write-ahead log's folder under the capture root (never a model folder)
+COMPACTED = "compacted"  # <kind>-compacted-<period>.parquet: files merged by compaction
+COVERED_KEY = b"driftgate.compacted_from"  # Parquet metadata: JSON list of the merged file names
+_SUFFIXES = (".parquet", ".jsonl")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -66,7 +78,7 @@ def safe_component(name: str | None) -> str:
     '_..'
     """
     text = _SAFE_NAME.sub("_", name or UNREGISTERED)
-    return f"_{text}" if text in ("", ".", "..") else text
+    return f"_{text}" if text in ("", ".", "..", WAL_DIR) else text
 
 
 def day_dir(capture_dir: str | os.PathLike[str], model: str | None, day: dt.date) -> Path:
@@ -249,9 +261,27 @@ def capture_files(
             continue
         if (first is not None and day < first) or (last is not None and day > last):
             continue
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith(f"{kind}-") and path.suffix in (".parquet", ".jsonl"):
-                yield path
+        yield from kind_files(folder, kind)
+
+
+def kind_files(folder: Path, kind: str) -> list[Path]:
+    """The data files of ``kind`` in one day folder, in name order, without the files a
+    compacted file of the folder already holds (left behind by a compaction cut short)."""
+    paths = [p for p in sorted(folder.iterdir()) if p.name.startswith(f"{kind}-") and p.suffix in _SUFFIXES]
+    covered: set[str] = set()
+    for path in paths:
+        if path.name.startswith(f"{kind}-{COMPACTED}-"):
+            covered.update(covered_by(path))
+    return [p for p in paths if p.name not in covered]
+
+
+def covered_by(path: Path) -> list[str]:
+    """Names of the files a compacted file was merged from (empty for any other file)."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read captured data ({type(exc).__name__}: {exc})") from None
+    return list(json.loads(meta[COVERED_KEY])) if COVERED_KEY in meta else []
 
 
 def _read_file(path: Path) -> pa.Table:
@@ -284,4 +314,4 @@ def count_rows(capture_dir: str | os.PathLike[str], model: str | None, kind: str
 def models_in(capture_dir: str | os.PathLike[str]) -> list[str]:
     """Model folders present in the capture store."""
     root = Path(capture_dir)
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != WAL_DIR) if root.is_dir() else []

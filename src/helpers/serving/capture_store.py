@@ -14,6 +14,13 @@ that, new rows are dropped and counted rather than slowing predictions down. A w
 it never raises into the caller. :meth:`CaptureWriter.close` writes everything still pending, so
 a graceful stop loses nothing; a hard kill loses at most the last ``flush_interval``.
 
+In ``sync`` mode (:meth:`CaptureWriter.submit_durable`) a record first goes to a write-ahead log
+(:mod:`helpers.serving.capture_wal`), fsynced in group commits, and its future resolves only then;
+every ``flush_interval`` the writer seals the log segment and turns it into the same files
+(``captures-wal-<segment>-<g>.parquet``), exactly once even across a kill. :meth:`CaptureWriter.start`
+first converts whatever log a killed process left behind (``driftgate captures recover`` does the
+same by hand), in either mode.
+
 Example
 -------
 >>> writer = CaptureWriter("outputs/captures").start()  # doctest: +SKIP
@@ -25,31 +32,22 @@ Example
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from helpers.core.catalogue import PREDICTION
-from helpers.modeling.captures import (
-    CAPTURE_COLUMNS,
-    FORMATS,
-    INPUT_PREFIX,
-    CaptureFormat,
-    day_dir,
-)
+from helpers.modeling.captures import FORMATS, CaptureFormat, day_dir
 from helpers.serving.capture_records import CaptureRecord, FeedbackRecord
+from helpers.serving.capture_tables import group_records, table_for, write_table
+from helpers.serving.capture_wal import CaptureNotDurable, Converted, WriteAheadLog, convert_segment, recover
 
 logger = logging.getLogger(__name__)
 
+CaptureMode = Literal["async", "sync"]
+MODES: tuple[str, ...] = ("async", "sync")
 
 
 # --------------------------------------------------------------------------- writer
@@ -68,6 +66,9 @@ class CaptureWriter:
         Seconds between writes; a hard kill loses at most this much.
     max_pending_rows : int
         Rows allowed to wait for the writer; beyond this new rows are dropped and counted.
+    mode : {"async", "sync"}
+        ``sync`` starts the write-ahead log with the writer (:meth:`submit_durable` starts it
+        on first use in ``async`` mode too).
 
     Examples
     --------
@@ -82,7 +83,10 @@ class CaptureWriter:
         fmt: CaptureFormat = "parquet",
         flush_interval: float = 1.0,
         max_pending_rows: int = 100_000,
+        mode: CaptureMode = "async",
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"capture mode must be one of {', '.join(MODES)}, got {mode!r}")
         if fmt not in FORMATS:
             raise ValueError(f"capture format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         if flush_interval <= 0:
@@ -93,6 +97,10 @@ class CaptureWriter:
         self.fmt = fmt
         self.flush_interval = float(flush_interval)
         self.max_pending_rows = int(max_pending_rows)
+        self.mode = mode
+        self._wal: WriteAheadLog | None = None
+        self._wal_lock = threading.Lock()
+        self._recovered = Converted()
         self._pending: list[CaptureRecord | FeedbackRecord] = []
         self._pending_rows = 0
         self._cond = threading.Condition()
@@ -115,8 +123,12 @@ class CaptureWriter:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> CaptureWriter:
-        """Start the background thread; returns ``self``."""
+        """Convert a log left by a killed process, start the background thread (and in ``sync``
+        mode the write-ahead log); returns ``self``."""
         if self._thread is None:
+            self._recover()
+            if self.mode == "sync":
+                self._open_wal()
             self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
             self._thread.start()
         return self
@@ -126,12 +138,16 @@ class CaptureWriter:
         with self._cond:
             if self._closed:
                 return
+        if self._wal is not None:
+            self._wal.close(timeout)  # everything acknowledged is in a segment now
+        with self._cond:
             self._stopping = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
         else:
             self._write_pending()
+            self._convert_log()
         with self._cond:
             self._closed = True
             lost = self._pending_rows
@@ -166,6 +182,21 @@ class CaptureWriter:
             self._pending_rows += rows
         return True
 
+    def submit_durable(self, record: CaptureRecord | FeedbackRecord) -> Future[None]:
+        """Append a record to the write-ahead log; the future resolves once it is fsynced.
+
+        Never blocks on I/O. The future fails with
+        :class:`~helpers.serving.capture_wal.CaptureNotDurable` when the writer is closed, the
+        log's backlog is full or the disk refuses the write: the caller must not acknowledge.
+        """
+        with self._cond:
+            stopping = self._stopping or self._thread is None
+        if stopping:
+            future: Future[None] = Future()
+            future.set_exception(CaptureNotDurable("the capture writer is not running"))
+            return future
+        return self._open_wal().submit(record)
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Ask the writer to write now and wait until it has; returns False on timeout."""
         with self._cond:
@@ -194,7 +225,13 @@ class CaptureWriter:
             format=self.fmt,
             flush_interval=self.flush_interval,
             healthy=out["write_errors"] == 0 and out["dropped_rows"] == 0,
+            mode=self.mode,
         )
+        if self._wal is not None:
+            out["wal"] = self._wal.stats()
+            out["healthy"] = out["healthy"] and out["wal"]["errors"] == 0
+        if self._recovered.segments:
+            out["recovered"] = vars(self._recovered)
         return out
 
     # ------------------------------------------------------------------ the thread
@@ -205,6 +242,7 @@ class CaptureWriter:
                 self._flush_requested = False
                 stopping = self._stopping
             self._write_pending()
+            self._convert_log()
             with self._cond:
                 self._flushed_generation += 1
                 self._cond.notify_all()
@@ -217,7 +255,7 @@ class CaptureWriter:
         if not batch:
             return
         failed: list[CaptureRecord | FeedbackRecord] = []
-        for (kind, model, day), records in _group(batch).items():
+        for (kind, model, day), records in group_records(batch).items():
             try:
                 rows = self._write_group(kind, model, day, records)
             except Exception as exc:  # a capture failure must never reach predictions
@@ -236,6 +274,42 @@ class CaptureWriter:
             self._pending[:0] = failed  # retried at the next flush, still counted as pending
             self._counters["last_flush"] = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
+    def _open_wal(self) -> WriteAheadLog:
+        with self._wal_lock:
+            if self._wal is None:
+                self._wal = WriteAheadLog(self.capture_dir, max_pending_rows=self.max_pending_rows).start()
+            return self._wal
+
+    def _recover(self) -> None:
+        try:
+            self._recovered = recover(self.capture_dir, self.fmt)
+        except Exception as exc:  # a damaged log must not stop serving; it stays for `captures recover`
+            self._note_error(exc)
+        self._count_converted(self._recovered)
+
+    def _convert_log(self) -> None:
+        """Seal the log segment and turn every sealed segment into store files, then delete it."""
+        if self._wal is None:
+            return
+        segments = self._wal.seal()
+        for index, segment in enumerate(segments):
+            try:
+                converted = convert_segment(segment.path, self.capture_dir, self.fmt)
+                segment.discard()
+            except Exception as exc:  # retried at the next flush
+                self._note_error(exc)
+                self._wal.give_back(segments[index:])
+                return
+            segment.close()
+            self._count_converted(converted)
+
+    def _count_converted(self, converted: Converted) -> None:
+        with self._cond:
+            self._counters["files_written"] += converted.files
+            self._counters["captured_rows"] += converted.capture_rows
+            self._counters["captured_requests"] += converted.requests
+            self._counters["feedback_rows"] += converted.feedback_rows
+
     def _note_error(self, exc: BaseException) -> None:
         message = f"{type(exc).__name__}: {exc}"
         with self._cond:
@@ -244,110 +318,13 @@ class CaptureWriter:
         logger.warning("capture write failed: %s", message)
 
     def _write_group(self, kind: str, model: str, day: dt.date, records: list[CaptureRecord | FeedbackRecord]) -> int:
-        table = _capture_table(records) if kind == "captures" else _feedback_table(records)  # type: ignore[arg-type]
+        table = table_for(kind, records)
         folder = day_dir(self.capture_dir, model, day)
         folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{kind}-{stamp}-{os.getpid()}-{self._seq:06d}.{self.fmt}"
-        _write_table(table, folder / name, self.fmt)
+        write_table(table, folder / name, self.fmt)
         return table.num_rows
 
 
-def _group(
-    batch: Iterable[CaptureRecord | FeedbackRecord],
-) -> dict[tuple[str, str, dt.date], list[CaptureRecord | FeedbackRecord]]:
-    """Group records by kind, model and UTC day, keeping arrival order."""
-    groups: dict[tuple[str, str, dt.date], list[CaptureRecord | FeedbackRecord]] = {}
-    for record in batch:
-        kind = "captures" if isinstance(record, CaptureRecord) else "feedback"
-        day = dt.datetime.fromtimestamp(record.timestamp, dt.UTC).date()
-        groups.setdefault((kind, record.model_name, day), []).append(record)
-    return groups
-
-
-def _timestamps(seconds: np.ndarray) -> pa.Array:
-    micros = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64)
-    return pa.array(micros, type=pa.timestamp("us", tz="UTC"))
-
-
-def _capture_table(records: Sequence[CaptureRecord]) -> pa.Table:
-    """One row per scored row; columns missing from some records are filled with nulls."""
-    counts = np.fromiter((r.n_rows for r in records), dtype=np.int64, count=len(records))
-    columns: dict[str, pa.Array] = {
-        "request_id": pa.array(np.repeat([r.request_id for r in records], counts), type=pa.string()),
-        "row": pa.array(np.concatenate([np.arange(n, dtype=np.int32) for n in counts]), type=pa.int32()),
-        "timestamp": _timestamps(np.repeat([r.timestamp for r in records], counts)),
-        "latency_ms": pa.array(np.repeat([r.latency_ms for r in records], counts), type=pa.float64()),
-        "model_name": pa.array(np.repeat([r.model_name for r in records], counts), type=pa.string()),
-        "model_version": pa.array(np.repeat([r.model_version for r in records], counts), type=pa.string()),
-    }
-    inputs = pd.concat([r.inputs for r in records], ignore_index=True) if len(records) > 1 else records[0].inputs
-    for name in inputs.columns:
-        columns[_input_name(str(name))] = _to_arrow(inputs[name])
-    names: dict[str, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record.outputs))
-    for name in names:
-        parts = [r.outputs.get(name, np.full(r.n_rows, None, dtype=object)) for r in records]
-        columns[name] = _to_arrow(pd.Series(np.concatenate(parts) if len(parts) > 1 else parts[0]))
-    return pa.table(columns)
-
-
-def _input_name(name: str) -> str:
-    """Input columns keep their names unless they clash with a meta or prediction column."""
-    return f"{INPUT_PREFIX}{name}" if name in CAPTURE_COLUMNS or name.startswith(PREDICTION) else name
-
-
-def _to_arrow(values: pd.Series) -> pa.Array:
-    try:
-        return pa.Array.from_pandas(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types: keep them readable as text
-        return pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
-
-
-def _feedback_table(records: Sequence[FeedbackRecord]) -> pa.Table:
-    counts = [r.n_rows for r in records]
-    labels = [label for r in records for label in r.labels]
-    return pa.table(
-        {
-            "request_id": pa.array([i for r in records for i in r.request_ids], type=pa.string()),
-            "row": pa.array([i for r in records for i in r.rows], type=pa.int32()),
-            "label": _label_array(labels),
-            "timestamp": _timestamps(np.repeat([r.timestamp for r in records], counts)),
-        }
-    )
-
-
-def _label_array(labels: list[Any]) -> pa.Array:
-    """Feedback labels as one Arrow column; labels of mixed types (``true`` and ``"false"`` from
-    different clients) are kept as text, which monitoring reads back in the classes' type."""
-    try:
-        return pa.array(labels, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else str(v) for v in labels], type=pa.string())
-
-
-def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
-    """Write under a hidden temporary name, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if fmt == "parquet":
-            pq.write_table(table, tmp)
-        else:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                for row in table.to_pylist():
-                    handle.write(json.dumps(row, default=_json_default, allow_nan=True))
-                    handle.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)

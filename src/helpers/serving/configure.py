@@ -35,6 +35,7 @@ def service_from_params(
             fmt=serve.capture_format,
             flush_interval=serve.flush_interval,
             max_pending_rows=serve.max_pending_rows,
+            mode=serve.capture_mode,
         )
     return ScoringService(
         model_uri or model_uri_for(params),

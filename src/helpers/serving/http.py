@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from helpers import __version__
+from helpers.serving.capture_wal import wait_durable
 from helpers.serving.formatting import first_line
 from helpers.serving.protocol import JSON_TYPE, REQUEST_ID_HEADER, request_id_or_new
 from helpers.serving.schema import InputError
@@ -299,6 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         content_type = self.headers.get("Content-Type")
         job = endpoints.predict(body, content_type, request_id, timestamp=timestamp, started=started)
+        wait_durable(job.capture)  # sync capture mode: answer only once the capture is fsynced
         return self._send(200, job.payload, request_id, JSON_TYPE), "predictions", job.n_rows
 
     def _feedback(self, endpoints: Endpoints, request_id: str) -> tuple[int, str, int]:

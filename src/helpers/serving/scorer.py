@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ class ScoreJob:
     latency_ms: float = 0.0
     output: str | None = None  # what a classifier answers for this request (its params.output)
     error: BaseException | None = None  # an InputError is answered with its 4xx, anything else with 500
+    capture: Future[None] | None = None  # sync capture mode: resolves once the capture is fsynced
 
     @property
     def n_rows(self) -> int:

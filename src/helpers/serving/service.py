@@ -34,6 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import pandas as pd
@@ -42,6 +43,7 @@ from helpers import __version__
 from helpers.core.errors import ServeError
 from helpers.serving.capture_records import CaptureRecord
 from helpers.serving.capture_store import CaptureWriter
+from helpers.serving.capture_wal import CaptureNotDurable, wait_durable
 from helpers.serving.formatting import first_line, iso_time
 from helpers.serving.http import HttpTransport
 from helpers.serving.models import LoadedModel, ModelRef, load_model, registry_client, resolve_version
@@ -364,7 +366,8 @@ class ScoringService:
         calls = score_jobs(jobs, max(1, self.max_batch_rows), self.output)
         for job in jobs:
             if job.error is None:
-                self.record(job.request_id, job.inputs, job.outputs, job.model, job.latency_ms, job.timestamp)
+                job.capture = self.record(job.request_id, job.inputs, job.outputs, job.model, job.latency_ms,
+                                          job.timestamp)
         with self._lock:
             self._batching["model_calls"] += calls
             self._batching["requests"] += len(jobs)
@@ -380,7 +383,9 @@ class ScoringService:
         record = feedback_from_body(body, content_type, self.model.capture_name)
         if self.capture is None:
             raise InputError("feedback needs capture: start the service with capture on", 409)
-        if not self.capture.submit(record):
+        if self.capture.mode == "sync":
+            wait_durable(self.capture.submit_durable(record))  # CaptureNotDurable: answered 503
+        elif not self.capture.submit(record):
             raise InputError("feedback could not be queued (capture backlog full or stopping); retry", 503)
         return record.n_rows
 
@@ -393,10 +398,18 @@ class ScoringService:
         model: LoadedModel,
         latency_ms: float,
         timestamp: float,
-    ) -> None:
-        """Hand one answered request to the capture writer; never raises."""
+    ) -> Future[None] | None:
+        """Hand one answered request to the capture writer; never raises.
+
+        Returns
+        -------
+        concurrent.futures.Future or None
+            In ``sync`` capture mode, a future that resolves once the capture is fsynced (the
+            transport waits on it before answering; it fails with ``CaptureNotDurable``, and
+            the transport answers 503); None in ``async`` mode or with capture off.
+        """
         if self.capture is None:
-            return
+            return None
         try:
             record = CaptureRecord.from_frame(
                 request_id,
@@ -407,11 +420,18 @@ class ScoringService:
                 latency_ms=latency_ms,
                 timestamp=timestamp,
             )
+            if self.capture.mode == "sync":
+                return self.capture.submit_durable(record)
             self.capture.submit(record)
-        except Exception as exc:  # capture must never fail a prediction
+        except Exception as exc:  # capture must never fail a prediction (in sync mode: fail it with 503)
             with self._lock:
                 self._counts["capture_errors"] += 1
             logger.warning("capture of request %s failed: %s", request_id, first_line(exc))
+            if self.capture.mode == "sync":
+                failed: Future[None] = Future()
+                failed.set_exception(CaptureNotDurable(first_line(exc)))
+                return failed
+        return None
 
     # ------------------------------------------------------------------ status documents
     def health(self) -> dict[str, Any]:
