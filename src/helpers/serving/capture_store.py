@@ -105,7 +105,8 @@ class CaptureWriter:
         self._pending_rows = 0
         self._cond = threading.Condition()
         self._flush_requested = False
-        self._flushed_generation = 0
+        self._flushed_generation = 0  # passes finished
+        self._started_generation = 0  # passes started (each takes what is pending at its start)
         self._stopping = False
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -202,10 +203,10 @@ class CaptureWriter:
         with self._cond:
             if self._thread is None or self._stopping:
                 return False
-            target = self._flushed_generation + 1
+            target = self._started_generation + 1  # a pass that starts after this request
             self._flush_requested = True
             self._cond.notify_all()
-            return self._cond.wait_for(lambda: self._flushed_generation >= target + 1 or self._stopping, timeout)
+            return self._cond.wait_for(lambda: self._flushed_generation >= target or self._stopping, timeout)
 
     def request_flush(self) -> None:
         """Ask the writer to write soon, without waiting (used on a model switch)."""
@@ -240,11 +241,12 @@ class CaptureWriter:
             with self._cond:
                 self._cond.wait_for(lambda: self._stopping or self._flush_requested, self.flush_interval)
                 self._flush_requested = False
+                self._started_generation += 1
                 stopping = self._stopping
             self._write_pending()
             self._convert_log()
             with self._cond:
-                self._flushed_generation += 1
+                self._flushed_generation = self._started_generation
                 self._cond.notify_all()
             if stopping:
                 return
