@@ -419,16 +419,18 @@ class WriteAheadLog:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[Record, Future[None]]]) -> None:
-        futures = {id(record): future for record, future in batch}
+        futures: dict[int, list[Future[None]]] = {}
+        for record, future in batch:  # the same record object may be submitted twice
+            futures.setdefault(id(record), []).append(future)
         chunks: list[bytes] = []
         written: list[Future[None]] = []
         for (kind, model, day), records in group_records(r for r, _ in batch).items():
             try:
                 table = table_for(kind, records)
                 chunks.append(encode_frame(Frame(kind, model, day, len(records), table)))
-                written.extend(futures[id(r)] for r in records)
+                written.extend(futures[id(r)].pop() for r in records)
             except Exception as exc:  # records that cannot be tabulated fail alone
-                self._fail([futures[id(r)] for r in records], exc)
+                self._fail([f for r in records for f in futures.pop(id(r), [])], exc)
         if not chunks:
             return
         data = b"".join(chunks)
