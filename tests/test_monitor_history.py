@@ -27,13 +27,14 @@ from helpers.monitoring.baseline_sample import baseline_sample, load_baseline_sa
 from helpers.pipeline import context as pipeline
 from helpers.pipeline import train_step
 from helpers.registry import store as registry
-from helpers.serving.capture_records import CaptureRecord
+from helpers.reports import monitoring_dashboard as dashboard
+from helpers.serving.capture_records import CaptureRecord, FeedbackRecord
 from helpers.serving.capture_store import CaptureWriter
 from helpers.stats.compare import compare
 from support import run_cli, write_params
 
 SAMPLE = 1200  # monitor.baseline_sample: fewer than the training rows, so the sample is drawn
-DAYS = {"2026-01-05": "july", "2026-01-06": "august", "2026-01-07": "train", "2026-01-08": "sparse"}
+FEEDBACK_DAY = "2026-01-05"
 FIGURES = ("Drift coefficient", "Share of drifted features", "Drift statistic by feature", "Prediction drift",
            "Estimated and realized performance")
 
@@ -54,6 +55,10 @@ def _write_captures(params, model, version: str, traffic: dict[str, pd.DataFrame
                 writer.submit(CaptureRecord.from_frame(f"{day}-{i}", inputs, np.asarray(model.predict(inputs)),
                                                        model_name=params.mlflow.model_name, model_version=version,
                                                        latency_ms=1.0, timestamp=when))
+                if day == FEEDBACK_DAY:  # the labels of one day arrive an hour later
+                    labels = chunk[params.data.target].tolist()
+                    writer.submit(FeedbackRecord(params.mlflow.model_name, [f"{day}-{i}"] * len(labels),
+                                                 list(range(len(labels))), labels, timestamp=when + 3600))
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +177,9 @@ def test_backfill_records_one_line_per_day_and_renders_the_dashboard(champion: d
     assert by_day["2026-01-04"]["status"] == by_day["2026-01-08"]["status"] == history.TOO_FEW_ROWS
     assert by_day["2026-01-08"]["rows"] == 10 and by_day["2026-01-08"]["drift"]["coefficient"] is None
     assert by_day["2026-01-05"]["drift"]["coefficient"] > 0.5 > by_day["2026-01-07"]["drift"]["coefficient"]
+    realized = by_day[FEEDBACK_DAY]["performance"]["realized"]["rmse"]["value"]
+    assert by_day[FEEDBACK_DAY]["labelled_rows"] > 100 and realized > by_day[FEEDBACK_DAY]["performance"]["limit"]
+    assert by_day["2026-01-07"]["performance"]["realized"] == {}
     # the dashboard: self-contained, every figure embedded, linked from the index
     dashboard = outputs / catalogue.MONITORING_DIR / catalogue.MONITORING_DASHBOARD
     html = dashboard.read_text()
@@ -245,3 +253,28 @@ def test_backfill_windows_cover_the_span_one_period_each() -> None:
         ("2026-01-03 00:00:00+00:00", "2026-01-03 12:00:00+00:00")]
     assert len(backfill.backfill_windows("2026-01-01", "2026-01-02", "hour")) == 24
     assert len(backfill.backfill_windows("2026-01-01", "2026-01-29", "week")) == 4
+
+
+def test_dashboard_draws_estimates_with_their_band_and_windows_without_rows(tmp_path: Path) -> None:
+    records = []
+    for i, day in enumerate(pd.date_range("2026-02-01", periods=6, freq="D", tz="UTC")):
+        record = _record(str(day), coefficient=0.1 * i)
+        record.update(status="monitored", decision="ok", rows=500, labelled_rows=0, version="3", report=f"p{i}.html",
+                      features={"x": {"test": "ks", "statistic": 10.0 ** -i, "threshold": 0.05, "drifted": i > 1},
+                                "c": {"test": "psi", "statistic": 0.05 * i, "threshold": 0.1, "drifted": i > 2}},
+                      prediction_drift={"test": "wasserstein", "statistic": 0.02 * i, "threshold": 0.1,
+                                        "drifted": i > 4},
+                      performance={"metric": "f1", "reference": 0.8, "limit": 0.6,
+                                   "estimated": {"f1": {"value": 0.8 - 0.04 * i, "lower": 0.75 - 0.04 * i,
+                                                        "upper": 0.85 - 0.04 * i}},
+                                   "realized": {"f1": {"value": 0.79 - 0.05 * i}} if i % 2 else {}})
+        record["drift"].update(share_drifted=i / 6, coefficient_threshold=0.5, drift_share=0.5)
+        records.append(record)
+    records.insert(2, {**_record("2026-02-10"), "status": history.TOO_FEW_ROWS, "rows": 3, "drift": {}})
+    path = dashboard.write_dashboard(sorted(records, key=history.window_key), tmp_path / "index.html")
+    html = path.read_text()
+    assert re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', html) == list(FIGURES)
+    assert '<a href="p5.html">report</a>' in html and "0.6 [0.55, 0.65]" in html
+    assert html.count("<tr>") == 1 + 7
+    empty = dashboard.write_dashboard([], tmp_path / "empty.html").read_text()
+    assert "No monitored window yet" in empty

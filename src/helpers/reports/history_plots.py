@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from helpers.reports.drift_plots import BASELINE, DRIFT, GREY, OK, TARGET, relative_magnitude
@@ -116,7 +117,8 @@ def feature_heatmap(records: Sequence[dict[str, Any]], top: int = 30) -> Figure:
     grid, drifted, names = grid[order], drifted[order], [names[i] for i in order]
     fig = Figure(figsize=(WIDE[0], max(2.2, 0.28 * len(names) + 1.4)))
     ax = fig.subplots()
-    image = ax.imshow(np.log10(grid), aspect="auto", cmap="coolwarm", vmin=-HEAT_LIMIT, vmax=HEAT_LIMIT,
+    shown = np.log10(np.maximum(grid, 10.0 ** -HEAT_LIMIT))  # NaN (not compared) stays blank
+    image = ax.imshow(shown, aspect="auto", cmap="coolwarm", vmin=-HEAT_LIMIT, vmax=HEAT_LIMIT,
                       interpolation="nearest")
     rows, cols = np.nonzero(drifted)
     ax.scatter(cols, rows, s=8, c="black", marker="o", label="drifted")
@@ -213,7 +215,7 @@ def _mark_empty(ax: Axes, records: Sequence[dict[str, Any]], x: list[Any]) -> No
     empty = [xi for xi, r in zip(x, records, strict=True) if r.get("status") == "too few rows"]
     if empty:
         ax.scatter(empty, [0.0] * len(empty), marker="x", color=GREY, s=20, zorder=3, label="too few rows",
-                   clip_on=False)
+                   clip_on=False, transform=ax.get_xaxis_transform())  # on the time axis, any y scale
 
 
 def _finish(ax: Axes, ylabel: str, title: str) -> None:
@@ -221,7 +223,9 @@ def _finish(ax: Axes, ylabel: str, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ax.figure.autofmt_xdate(rotation=30)
+    locator = AutoDateLocator(maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
     ax.figure.subplots_adjust(left=0.08, right=0.8, top=0.88, bottom=0.22)
 
 
