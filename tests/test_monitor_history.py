@@ -31,7 +31,7 @@ from helpers.reports import monitoring_dashboard as dashboard
 from helpers.serving.capture_records import CaptureRecord, FeedbackRecord
 from helpers.serving.capture_store import CaptureWriter
 from helpers.stats.compare import compare
-from support import run_cli, write_params
+from support import one_error_line, run_cli, write_params
 
 SAMPLE = 1200  # monitor.baseline_sample: fewer than the training rows, so the sample is drawn
 FEEDBACK_DAY = "2026-01-05"
@@ -278,3 +278,12 @@ def test_dashboard_draws_estimates_with_their_band_and_windows_without_rows(tmp_
     assert html.count("<tr>") == 1 + 7
     empty = dashboard.write_dashboard([], tmp_path / "empty.html").read_text()
     assert "No monitored window yet" in empty
+
+
+def test_backfill_mistakes_are_one_line_errors(params_file: Path) -> None:
+    base = ("monitor", "--params", str(params_file), "--backfill")
+    one_error_line(run_cli(*base, "--to", "2026-01-02"), 2, "--from and --to")
+    one_error_line(run_cli(*base, "--from", "2026-01-02", "--to", "2026-01-01"), 2, "must be before")
+    one_error_line(run_cli(*base, "--from", "2020-01-01", "--to", "2026-01-01", "--period", "hour"), 2,
+                   "at most 10000")
+    one_error_line(run_cli(*base, "--retrain", "--from", "2026-01-01", "--to", "2026-01-02"), 2, "drop --retrain")
