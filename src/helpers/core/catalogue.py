@@ -36,6 +36,7 @@ MANIFEST = "manifest.json"
 FROZEN_PARAMS = "params.yaml"  # the merged parameters every step of a run reads
 BASELINE_PROFILE = "baseline_profile.json"
 MONITORING_BASELINE = "monitoring_baseline.json"
+BASELINE_SAMPLE = "baseline_sample.parquet"  # seeded training rows, for the drift coefficient on traffic
 DRIFT_REPORT_HTML = "drift_report.html"
 RELEASE_HTML = "release.html"
 TEST_PREDICTIONS = "test_predictions.parquet"
@@ -50,6 +51,8 @@ MLFLOW_DB = "mlflow.db"
 ALERTS_FILE = "alerts.jsonl"
 CAPTURES_DIR = "captures"
 MONITORING_DIR = "monitoring"
+MONITORING_HISTORY = "history.jsonl"  # in MONITORING_DIR: one JSON line per monitored window
+MONITORING_DASHBOARD = "index.html"  # in MONITORING_DIR: the history plotted over time
 RELEASES_DIR = "releases"
 
 # --------------------------------------------------------------------------- captured traffic

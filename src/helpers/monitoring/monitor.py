@@ -32,7 +32,9 @@ from helpers.core.paths import capture_dir_for
 from helpers.modeling.captures import read_captures, read_labeled_captures
 from helpers.modeling.metrics import metrics
 from helpers.monitoring.alerts import send_alert
+from helpers.monitoring.baseline_sample import load_baseline_sample, traffic_coefficient
 from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
+from helpers.monitoring.history import record_window, write_history_dashboard
 from helpers.registry import store
 from helpers.registry.classes import coerce_labels, proba_columns, probabilities
 from helpers.reports.monitor_page import render_monitor_page
@@ -89,6 +91,7 @@ class Champion:
     baseline: Any  # profile.FrameProfile
     test_metrics: dict[str, float]
     classes: list[Any] | None = None  # a classifier's classes, as it was trained on them
+    sample: pd.DataFrame | None = None  # seeded training rows, for the drift coefficient (newer models)
 
     @property
     def prediction_columns(self) -> list[str]:
@@ -117,7 +120,7 @@ def load_champion(params: Params) -> Champion:
     tests = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
     classes = store.logged_classes(f"models:/{name}/{mv.version}") if params.data.task == "classification" else None
     return Champion(version=str(mv.version), run_id=mv.run_id, baseline=baseline, test_metrics=tests,
-                    classes=classes)
+                    classes=classes, sample=load_baseline_sample(mv.run_id))
 
 
 # --------------------------------------------------------------------------- analysis
@@ -133,14 +136,16 @@ def profile_captured(frame: Any, baseline: Any, columns: list[str]) -> Any:
 
 
 def feature_drift(frame: pd.DataFrame, champion: Champion, params: Params) -> Any:
-    """Drift of the captured features against the champion's training rows."""
+    """Drift of the captured features against the champion's training profile, and the drift
+    coefficient against its baseline sample."""
     features = [f for f in params.data.features if f in champion.baseline.columns]
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise DataError(f"captured data lacks the feature column(s) {', '.join(missing)}; "
                         "is the service serving this model?")
     target = profile_captured(frame, champion.baseline, features)
-    return compare_profiles(champion.baseline, target, params.drift, features=features)
+    coefficient = traffic_coefficient(champion.sample, frame, champion.baseline, features, params.drift)
+    return compare_profiles(champion.baseline, target, params.drift, features=features, coefficient=coefficient)
 
 
 def prediction_drift(frame: Any, champion: Champion, params: Params) -> Any | None:
@@ -207,12 +212,16 @@ class MonitorResult:
         return bool(self.summary.get("drifted") or self.summary.get("degraded"))
 
 
-def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResult:
+def run_monitor(params: Params, *, window: Window | None = None, champion: Champion | None = None,
+                backfill: bool = False) -> MonitorResult:
     """Monitor one window of captured traffic and alert as the params say; write the page and
-    the JSON summary under ``<outputs>/monitoring/``. Retraining is the pipeline's job
-    (:func:`helpers.pipeline.retrain.monitor_and_retrain`)."""
+    the JSON summary under ``<outputs>/monitoring/``, record the window in the history and
+    render the dashboard. Retraining is the pipeline's job
+    (:func:`helpers.pipeline.retrain.monitor_and_retrain`). A ``backfill`` window (a past one,
+    :mod:`helpers.monitoring.backfill`) sends no alert and leaves the dashboard and the index
+    to the backfill, which renders them once at the end."""
     window = window or resolve_window(params.monitor.period)
-    champion = load_champion(params)
+    champion = champion or load_champion(params)
     root, name = capture_dir_for(params), params.mlflow.model_name
     if params.compute.scheduler.strip() == "pandas":
         captured = read_captures(root, name, window.start, window.end)
@@ -247,12 +256,14 @@ def run_monitor(params: Params, *, window: Window | None = None) -> MonitorResul
     stem = f"{name}-{window.label}"
     html_path = write_text(out_dir / f"{stem}.html", render_monitor_page(summary, report))
     summary["report_html"] = str(html_path)
-    summary["alerts"] = _alert(summary, params)
+    summary["alerts"] = [] if backfill else _alert(summary, params)
     result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json", window=window,
                            labelled=labelled)
     write_json(result.json, summary)
-
-    write_index(params.outputs_dir)
+    record_window(params, summary, report, pred, champion.test_metrics)
+    if not backfill:
+        write_history_dashboard(params)
+        write_index(params.outputs_dir)
     return result
 
 
@@ -270,7 +281,8 @@ def _decision(report: Any, pred: Any | None, perf: dict[str, Any]) -> dict[str, 
         "drift" if drifted else "degradation" if degraded else "ok")
     return {"decision": decision, "drifted": drifted, "degraded": degraded, "reason": "; ".join(reasons),
             "feature_drift": {"drifted": bool(report.drifted), "share_drifted": float(report.share_drifted),
-                              "drifted_features": [f.feature for f in report.features if f.drifted]},
+                              "drifted_features": [f.feature for f in report.features if f.drifted],
+                              "coefficient": report.coefficient, "contributions": report.contributions},
             "prediction_drift": None if pred is None else _feature(pred, PREDICTION),
             "probability_drift": [] if pred is None else [f for f in pred.to_dict()["features"]
                                                           if f["feature"] != PREDICTION],

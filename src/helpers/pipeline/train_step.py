@@ -21,6 +21,7 @@ from helpers.core.catalogue import (
 from helpers.core.files import write_json
 from helpers.modeling import estimators, train
 from helpers.modeling.data import file_sha256
+from helpers.monitoring.baseline_sample import log_baseline_sample
 from helpers.pipeline.context import StepContext
 from helpers.pipeline.drift_step import drift_windows, window_table
 from helpers.pipeline.manifest import git_state
@@ -131,6 +132,7 @@ def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evalu
         if profile.is_file():
             mlflow.log_artifact(str(profile), artifact_path="baseline")
         mlflow.log_artifact(str(write_monitoring_baseline(ctx, model, rows.train)), artifact_path="baseline")
+        log_baseline_sample(ctx.run_dir, rows.train, ctx.params)
         ref = store.log_model(model, rows.train, ctx.params, lineage(ctx))
     # a metric left out on one row set (e.g. log loss where a label is new) is NaN in the table
     test_metrics = evaluation.metrics["test"].dropna().to_dict()

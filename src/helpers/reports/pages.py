@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from helpers.core.catalogue import INDEX_HTML, MONITORING_DASHBOARD, MONITORING_DIR
 from helpers.core.files import read_json, write_text
 from helpers.reports.render import write_page
 
@@ -43,10 +44,12 @@ def write_index(outputs_dir: Path) -> Path:
             manifests.append(read_json(path))
         except (OSError, ValueError):
             continue
-    sections = [_page_list(outputs_dir, "monitoring", "Monitoring reports"),
+    sections = [_page_list(outputs_dir, MONITORING_DIR, "Monitoring reports"),
                 _page_list(outputs_dir, "releases", "Approvals and rollbacks")]
+    dashboard = outputs_dir / MONITORING_DIR / MONITORING_DASHBOARD
     return write_page(outputs_dir / "index.html", "index.html", title="Driftgate runs", runs_dir=str(runs_dir),
-                      rows=[index_row(m) for m in manifests], sections=[s for s in sections if s["pages"]])
+                      rows=[index_row(m) for m in manifests], sections=[s for s in sections if s["pages"]],
+                      dashboard=f"{MONITORING_DIR}/{MONITORING_DASHBOARD}" if dashboard.is_file() else None)
 
 
 def index_row(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +108,7 @@ def release_badge(headline: dict[str, Any]) -> dict[str, str] | None:
 
 
 def _page_list(outputs_dir: Path, folder: str, heading: str) -> dict[str, Any]:
-    """The HTML pages in ``outputs/<folder>/``, newest first (their names sort by time)."""
-    return {"heading": heading, "folder": folder,
-            "pages": sorted((outputs_dir / folder).glob("*.html"), reverse=True)}
+    """The HTML pages in ``outputs/<folder>/``, newest first (their names sort by time); a folder's
+    own ``index.html`` (the monitoring dashboard) is linked on its own."""
+    pages = [p for p in (outputs_dir / folder).glob("*.html") if p.name != INDEX_HTML]
+    return {"heading": heading, "folder": folder, "pages": sorted(pages, reverse=True)}

@@ -100,6 +100,21 @@ def _compare(
 ) -> DriftReport:
     baseline = _checked_frame(baseline, "baseline")
     target = _checked_frame(target, "target")
+    results, prepared, notes = _prepare(baseline, target, params, features, time_column)
+    decide(results, params.correction)
+    coefficient = drift_coefficient(prepared, params)
+    over_time = drift_over_time(prepared, results, target, time_column, params) if time_column else None
+    return assemble(results, coefficient, over_time, notes, (len(baseline), len(target)), params)
+
+
+def _prepare(
+    baseline: pd.DataFrame,
+    target: pd.DataFrame,
+    params: DriftParams,
+    features: list[str] | None,
+    time_column: str | None,
+) -> tuple[list[FeatureDrift], list[Prepared], list[str]]:
+    """Every feature compared (undecided), the prepared rows of those compared, and notes."""
     names, notes = resolve_features(baseline, target, features, time_column)
     in_base = [n for n in names if n in baseline.columns and n in target.columns]
     types, type_notes = infer_column_types(baseline, params, in_base)
@@ -109,10 +124,24 @@ def _compare(
     if not prepared:
         detail = "; ".join(f"{r.feature}: {', '.join(r.notes) or r.type}" for r in results)
         raise DataError(f"no feature could be compared ({detail})")
-    decide(results, params.correction)
-    coefficient = drift_coefficient(prepared, params)
-    over_time = drift_over_time(prepared, results, target, time_column, params) if time_column else None
-    return assemble(results, coefficient, over_time, notes, (len(baseline), len(target)), params)
+    return results, prepared, notes
+
+
+def table_coefficient(
+    baseline: pd.DataFrame,
+    target: pd.DataFrame,
+    params: DriftParams,
+    *,
+    features: list[str] | None = None,
+) -> Coefficient:
+    """The drift coefficient and contributions of two tables, exactly as :func:`compare` computes
+    them (the same features, types, rows and seed), without the rest of the report."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        _, prepared, _ = _prepare(_checked_frame(baseline, "baseline"), _checked_frame(target, "target"),
+                                  params, features, None)
+    return drift_coefficient(prepared, params)
 
 
 def compare_profiles(
@@ -121,6 +150,7 @@ def compare_profiles(
     params: DriftParams,
     *,
     features: list[str] | None = None,
+    coefficient: Coefficient | None = None,
 ) -> DriftReport:
     """Compare two profiles (for data too big to hold): the same report, from counts only.
 
@@ -129,8 +159,9 @@ def compare_profiles(
     Jensen-Shannon are exact; the Wasserstein distance and the KS statistic come from the fine
     histograms (``wasserstein_approx``, ``ks_approx``; the KS p-value uses the approximate
     statistic), energy distance is not available (a feature set to ``energy`` uses the
-    normalised Wasserstein distance instead), and there is no drift coefficient (it needs rows).
-    Every such substitution is written in the feature's notes.
+    normalised Wasserstein distance instead), and the drift coefficient (it needs rows) is
+    ``coefficient`` when the caller computed it from samples of rows (:func:`table_coefficient`),
+    else not computed. Every such substitution is written in the feature's notes.
     """
     names, notes = _profile_features(baseline, target, features)
     results = [compare_profile_feature(n, baseline.columns.get(n), target.columns.get(n), params) for n in names]
@@ -138,7 +169,8 @@ def compare_profiles(
         detail = "; ".join(f"{r.feature}: {', '.join(r.notes) or r.type}" for r in results)
         raise DataError(f"no feature could be compared ({detail})")
     decide(results, params.correction)
-    coefficient = Coefficient(None, notes=["drift coefficient not computed: profiles hold no rows to classify"])
+    if coefficient is None:
+        coefficient = Coefficient(None, notes=["drift coefficient not computed: profiles hold no rows to classify"])
     return assemble(results, coefficient, None, notes, (baseline.rows, target.rows), params)
 
 
