@@ -80,7 +80,8 @@ def fit_loss_estimator(features: np.ndarray, actual: np.ndarray, predicted: np.n
     return LossEstimator(absolute, squared, flags)
 
 
-def predicted_losses(estimator: LossEstimator, features: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def predicted_losses(estimator: LossEstimator, features: np.ndarray,
+                     predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row predicted absolute and squared errors (non-negative, ``E[e²] >= E[|e|]²``)."""
     x = loss_inputs(features, predicted)
     with threadpool_limits(limits=1, user_api="openmp"):
