@@ -30,16 +30,18 @@ def version_estimator(run_id: str) -> tuple[PerformanceEstimator | None, str]:
 
     with tempfile.TemporaryDirectory(prefix="driftgate-estimator-") as folder:
         try:
-            mlflow.artifacts.download_artifacts(
+            document = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path=f"{BASELINE_ARTIFACTS}/{PERFORMANCE_ESTIMATOR}", dst_path=folder)
         except Exception as exc:
             return None, (f"run {run_id} has no {BASELINE_ARTIFACTS}/{PERFORMANCE_ESTIMATOR} (trained before "
                           f"estimators were saved, or on too few held-out rows): {exc.__class__.__name__}")
-        local = Path(folder) / BASELINE_ARTIFACTS
+        local = Path(document).parent
         try:
             if _task(local) == "regression":
-                mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=f"{BASELINE_ARTIFACTS}/{LOSS_MODELS}", dst_path=folder)
+                models = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=f"{BASELINE_ARTIFACTS}/{LOSS_MODELS}", dst_path=str(local))
+                if Path(models).parent != local:  # keep the pair together, whatever the store's layout
+                    Path(models).replace(local / LOSS_MODELS)
             return load_estimator(local), "loaded"
         except (DataError, OSError, ValueError, KeyError) as exc:
             return None, f"run {run_id}: cannot load its performance estimator ({short_error(exc)})"
