@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers.core import catalogue
-from helpers.core.config import load_params
+from helpers.core.config import Params, load_params
 from helpers.modeling.data import window
 from helpers.modeling.performance_estimation import load_estimator
 from helpers.monitoring import monitor
@@ -18,6 +18,9 @@ from helpers.pipeline import context as pipeline
 from helpers.pipeline import train_step
 from helpers.registry import store as registry
 from helpers.registry.estimates import version_estimator
+from helpers.registry.release import Outcome, champion_result
+from helpers.registry.version_test import compare_versions, comparison_rows
+from helpers.reports.release_page import write_release_page
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.late_feedback import replay_request_ids, send_late_feedback
 from helpers.serving.replay import replay
@@ -27,6 +30,8 @@ from support import write_params
 pytestmark = pytest.mark.slow
 
 BATCH = 12
+SETTINGS = {"monitor.min_labelled_rows": 100, "gates.champion.compare_on": "captured",
+            "gates.champion.use_estimates": True, "gates.champion.min_captured_rows": 100}
 
 
 def _champion(params_file: Path, run_dir: Path) -> str:
@@ -43,7 +48,7 @@ def _champion(params_file: Path, run_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def late(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("estimates")
-    params_file = write_params(folder, **{"monitor.min_labelled_rows": 100})
+    params_file = write_params(folder, **SETTINGS)
     version = _champion(params_file, folder / "train-run")
     params = load_params(params_file)
     later = window(pipeline.open_step("drift", str(params_file), str(folder / "x")).frame,
@@ -57,11 +62,31 @@ def late(tmp_path_factory: pytest.TempPathFactory) -> dict:
                       request_ids=replay_request_ids(features, BATCH))
         writer.flush()
         before = monitor.run_monitor(params, window=monitor.resolve_window("day"))
+        gate = _gate_by_estimates(folder, params)
         fed = send_late_feedback(service.url, captures, params.mlflow.model_name, features, labels, batch_size=BATCH)
     writer.close()
     after = monitor.run_monitor(params, window=monitor.resolve_window("day"))
     return {"params": params, "version": version, "sent": sent, "fed": fed, "rows": len(later),
-            "before": before, "after": after, "run_dir": folder / "train-run"}
+            "before": before, "after": after, "run_dir": folder / "train-run", "gate": gate}
+
+
+def _gate_by_estimates(folder: Path, params: Params) -> dict:
+    """A weaker challenger, compared with the champion on the unlabelled captures, and its release page."""
+    challenger_file = write_params(folder, name="challenger.yaml", **SETTINGS,
+                                   **{"model.hyperparameters": {"max_iter": 5, "learning_rate": 0.05}})
+    ctx = pipeline.open_step("train", str(challenger_file), str(folder / "challenger-run"))
+    rows = train_step.training_data(ctx)
+    model = train_step.fit(ctx, rows.train)
+    version = train_step.register(ctx, model, rows, train_step.evaluate(ctx, model, rows))["model"]["version"]
+    client = registry.connect(params)
+    captured = comparison_rows(params, None, "captured")
+    test = compare_versions(client, params, str(version), captured, "captured")
+    result = champion_result(params, test)
+    outcome = Outcome(decision="blocked", reason=result.reason, model=params.mlflow.model_name, version=str(version),
+                      champion_before=test.champion_version, champion_after=test.champion_version, previous=None,
+                      results=[result], test=test, decided_at="2026-01-01T00:00:00Z")
+    page = write_release_page(folder / "release.html", outcome)
+    return {"captured": captured, "test": test, "result": result, "page": page.read_text()}
 
 
 def test_the_estimator_is_saved_with_the_baseline(late) -> None:
@@ -118,3 +143,19 @@ def test_with_feedback_the_realized_metric_is_judged_beside_the_estimate(late) -
     assert perf["band_coverage"]["metrics"] == 2
     page = late["after"].html.read_text()
     assert "the realized metric (enough rows with feedback)" in page and f"({late['rows']} rows)" in page
+
+
+def test_the_gate_compares_versions_by_estimates_on_unlabelled_captures(late) -> None:
+    gate = late["gate"]
+    test, result = gate["test"], gate["result"]
+    assert "bikers" not in gate["captured"] and gate["captured"].attrs["labelled"] == 0
+    assert test.estimated and test.n_rows == late["rows"] and test.champion_version == late["version"]
+    for who in ("challenger", "champion"):
+        band = test.bands[who]["rmse"]
+        assert band["lower"] < band["value"] < band["upper"]
+    assert test.challenger["rmse"] == test.bands["challenger"]["rmse"]["value"]
+    # five boosting rounds are much worse than sixty: its estimated error is larger, the gate fails
+    assert test.challenger["rmse"] > test.champion["rmse"] and not result.passed
+    assert result.reason.startswith("by ESTIMATED performance (DLE")
+    assert "ESTIMATED performance: the captured rows lack enough feedback" in gate["page"]
+    assert "the metrics are ESTIMATES" in gate["page"]
