@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 
 from helpers.core.catalogue import LOSS_MODELS, PERFORMANCE_ESTIMATOR, PROBA_PREFIX
 from helpers.core.config import KNOWN_METRICS, Params
@@ -191,6 +190,8 @@ def save_estimator(est: PerformanceEstimator, folder: Path) -> list[Path]:
                 "categorical": est.loss.categorical if est.loss else None}
     paths = [write_json(Path(folder) / PERFORMANCE_ESTIMATOR, document)]
     if est.loss is not None:
+        import skops.io as sio  # imported here: skops.io imports much of scikit-learn (seconds)
+
         target = Path(folder) / LOSS_MODELS
         sio.dump({"absolute": est.loss.absolute, "squared": est.loss.squared}, target)
         paths.append(target)
@@ -203,6 +204,8 @@ def load_estimator(folder: Path) -> PerformanceEstimator:
     document = json.loads((Path(folder) / PERFORMANCE_ESTIMATOR).read_text())
     loss = None
     if document["task"] == "regression":
+        import skops.io as sio  # imported here: skops.io imports much of scikit-learn (seconds)
+
         path = Path(folder) / LOSS_MODELS
         untrusted = sio.get_untrusted_types(file=path)
         foreign = [t for t in untrusted if not (t.startswith(_TRUSTED_PREFIXES) or t in _TRUSTED_TYPES)]
