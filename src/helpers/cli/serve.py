@@ -2,10 +2,12 @@
 
     driftgate serve  [--params FILE] [-p key=value] [--model URI] [--host H] [--port N] [--no-capture]
     driftgate replay --data FILE --from DATE --to DATE [--rate N] [--url URL] [--params FILE]
+                     [--no-feedback | --feedback-only]
 
 ``serve`` runs the scoring service until SIGTERM or Ctrl-C, then stops gracefully: requests in
 flight finish and every captured row is written. ``replay`` sends the rows of a time window as
-traffic and their labels as feedback, for demos and tests.
+traffic and their labels as feedback, for demos and tests; ``--no-feedback`` sends the traffic
+alone and ``--feedback-only`` its labels later, as ground truth arrives in production.
 
 :func:`register` adds both to the ``driftgate`` parser; ``python -m helpers.cli.serve`` runs
 them without the rest of the CLI.
@@ -19,12 +21,15 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from helpers.cli.common import add_params_args, dispatch
 from helpers.core.config import load_params
+from helpers.core.errors import ParamsError
+from helpers.core.paths import capture_dir_for
 from helpers.modeling.data import window_rows
 from helpers.serving.configure import service_from_params
+from helpers.serving.late_feedback import replay_request_ids, send_late_feedback
 from helpers.serving.replay import replay
 
 if TYPE_CHECKING:
@@ -51,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--batch", type=int, default=1, help="rows per request (default 1)")
     replay.add_argument("--url", help="service URL (default http://<serve.host>:<serve.port>)")
     replay.add_argument("--no-feedback", action="store_true", help="send traffic only, no labels")
+    replay.add_argument("--feedback-only", action="store_true",
+                        help="send only the labels of traffic replayed earlier (same --from, --to, --batch)")
     replay.set_defaults(func=cmd_replay)
 
 
@@ -114,8 +121,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     rows = window_rows(params, args.data or params.data.path, args.start, args.end)
     url = args.url or f"http://{params.serve.host}:{params.serve.port}"
     token = os.environ.get(params.serve.token_env) if params.serve.token_env else None
+    if args.feedback_only:
+        return _late_feedback(args, params, rows, url, token)
     labels = None if args.no_feedback else rows[params.data.target]
-    summary = replay(url, rows[params.data.features], labels, rate=args.rate, batch_size=args.batch, token=token)
+    ids = replay_request_ids(rows[params.data.features], args.batch)  # --feedback-only finds them later
+    summary = replay(url, rows[params.data.features], labels, rate=args.rate, batch_size=args.batch, token=token,
+                     request_ids=ids)
     print(
         f"driftgate replay: {summary['requests']} requests ({summary['rows']} rows) from {args.start} to {args.end} "
         f"-> {url} in {summary['seconds']} s; {summary['feedback_rows']} labels sent; {summary['errors']} errors",
@@ -124,6 +135,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if summary["errors"]:
         print(f"driftgate replay: first error: {summary['first_error']}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _late_feedback(args: argparse.Namespace, params: Any, rows: Any, url: str, token: str | None) -> int:
+    """``replay --feedback-only``: the labels of the window's captured requests, no traffic."""
+    if args.no_feedback:
+        raise ParamsError("driftgate replay: --no-feedback and --feedback-only exclude each other")
+    summary = send_late_feedback(url, capture_dir_for(params), params.mlflow.model_name, rows[params.data.features],
+                                 rows[params.data.target], batch_size=args.batch, token=token)
+    print(f"driftgate replay: {summary['feedback_rows']} labels sent late for {summary['matched_rows']} captured rows "
+          f"from {args.start} to {args.end} -> {url} in {summary['seconds']} s; "
+          f"{summary['unmatched_rows']} rows not found in the capture store", flush=True)
     return 0
 
 

@@ -35,8 +35,10 @@ from helpers.monitoring.alerts import send_alert
 from helpers.monitoring.baseline_sample import load_baseline_sample, traffic_coefficient
 from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
 from helpers.monitoring.history import record_window, write_history_dashboard
+from helpers.monitoring.estimates import with_estimates
 from helpers.registry import store
 from helpers.registry.classes import coerce_labels, proba_columns, probabilities
+from helpers.registry.estimates import version_estimator
 from helpers.reports.monitor_page import render_monitor_page
 from helpers.reports.pages import write_index
 from helpers.stats.compare import compare_profiles
@@ -92,6 +94,8 @@ class Champion:
     test_metrics: dict[str, float]
     classes: list[Any] | None = None  # a classifier's classes, as it was trained on them
     sample: pd.DataFrame | None = None  # seeded training rows, for the drift coefficient (newer models)
+    estimator: Any | None = None  # its performance estimator (helpers.modeling.performance_estimation)
+    estimator_note: str = ""  # why there is none
 
     @property
     def prediction_columns(self) -> list[str]:
@@ -119,8 +123,10 @@ def load_champion(params: Params) -> Champion:
     metrics = client.get_run(mv.run_id).data.metrics
     tests = {k.removeprefix("test_"): float(v) for k, v in metrics.items() if k.startswith("test_")}
     classes = store.logged_classes(f"models:/{name}/{mv.version}") if params.data.task == "classification" else None
+    estimator, note = version_estimator(mv.run_id)
     return Champion(version=str(mv.version), run_id=mv.run_id, baseline=baseline, test_metrics=tests,
-                    classes=classes, sample=load_baseline_sample(mv.run_id))
+                    classes=classes, sample=load_baseline_sample(mv.run_id),
+                    estimator=estimator, estimator_note=note)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -250,7 +256,7 @@ def run_monitor(params: Params, *, window: Window | None = None, champion: Champ
     else:
         report = feature_drift(captured, champion, params)
         pred = prediction_drift(captured, champion, params)
-        perf = performance(labelled, champion, params)
+        perf = with_estimates(performance(labelled, champion, params), captured, labelled, champion, params)
         summary.update(_decision(report, pred, perf))
     out_dir = params.outputs_dir / MONITORING_DIR
     stem = f"{name}-{window.label}"

@@ -19,7 +19,7 @@ from helpers.core.catalogue import (
     TEST_PREDICTIONS,
 )
 from helpers.core.files import write_json
-from helpers.modeling import estimators, train
+from helpers.modeling import estimators, performance_estimation, train
 from helpers.modeling.data import file_sha256
 from helpers.monitoring.baseline_sample import log_baseline_sample
 from helpers.pipeline.context import StepContext
@@ -133,6 +133,8 @@ def register(ctx: StepContext, model: Any, rows: TrainingData, evaluation: Evalu
             mlflow.log_artifact(str(profile), artifact_path="baseline")
         mlflow.log_artifact(str(write_monitoring_baseline(ctx, model, rows.train)), artifact_path="baseline")
         log_baseline_sample(ctx.run_dir, rows.train, ctx.params)
+        for path in performance_estimation.fit_and_save(ctx.params, rows.test, evaluation.test, ctx.run_dir):
+            mlflow.log_artifact(str(path), artifact_path="baseline")
         ref = store.log_model(model, rows.train, ctx.params, lineage(ctx))
     # a metric left out on one row set (e.g. log loss where a label is new) is NaN in the table
     test_metrics = evaluation.metrics["test"].dropna().to_dict()

@@ -57,8 +57,12 @@ def champion_result(params: Params, test: VersionTest) -> GateResult:
         return GateResult(gates.CHAMPION_GATE, False,
                           f"champion v{test.champion_version} cannot score the {test.rows} rows "
                           f"({test.champion_error}); compare by hand, then roll back or re-release")
-    return gates.champion_gate(test.challenger, test.champion, params.gates.champion,
-                               params.data.task, test.champion_version)
+    result = gates.champion_gate(test.challenger, test.champion, params.gates.champion,
+                                 params.data.task, test.champion_version)
+    if test.estimated:  # captured rows without enough feedback: estimates, no labels
+        method = "CBPE" if params.data.task == "classification" else "DLE"
+        result.reason = f"by ESTIMATED performance ({method}, captured rows without enough feedback): {result.reason}"
+    return result
 
 
 @dataclass

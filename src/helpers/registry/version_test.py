@@ -1,7 +1,9 @@
 """The version test: the challenger and the champion scored on the same labelled rows.
 
 The rows are the current window, the held-out test rows of the baseline window, or captured
-rows that received feedback (``gates.champion.compare_on``).
+rows that received feedback (``gates.champion.compare_on``). With ``compare_on: captured`` and
+``use_estimates: true``, captured rows lacking enough feedback are compared by each version's
+estimated performance on them instead (:mod:`helpers.registry.estimates`).
 
 Example
 -------
@@ -12,7 +14,7 @@ Example
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from helpers.modeling import train
 from helpers.modeling.captures import read_labeled_captures
 from helpers.registry import store
 from helpers.registry.classes import coerce_labels
+from helpers.registry.estimates import estimated_scores, is_unlabelled, unlabelled_captured_rows
 from helpers.registry.gates import GateResult
 
 
@@ -42,6 +45,8 @@ class VersionTest:
     champion_version: str | None = None
     champion: dict[str, float] | None = None
     champion_error: str | None = None  # the champion could not score these rows
+    estimated: bool = False  # compared by estimated performance (captured rows without enough feedback)
+    bands: dict[str, Any] = field(default_factory=dict)  # "challenger"/"champion" -> metric -> value, lower, upper
 
     @property
     def table(self) -> pd.DataFrame:
@@ -82,11 +87,13 @@ def captured_rows(params: Params) -> pd.DataFrame:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=rule.captured_days)
     folder = capture_dir_for(params)
     labelled = read_labeled_captures(folder, params.mlflow.model_name, start=since)
+    if len(labelled) < rule.min_captured_rows and rule.use_estimates:
+        return unlabelled_captured_rows(params, folder, since, len(labelled))
     if len(labelled) < rule.min_captured_rows:
         raise DataError(
             f"only {len(labelled)} captured rows with feedback in the last {rule.captured_days:g} days under "
             f"{folder}; gates.champion.min_captured_rows is {rule.min_captured_rows}: send feedback, or set "
-            "gates.champion.compare_on to current"
+            "gates.champion.compare_on to current (or gates.champion.use_estimates to true)"
         )
     rows = labelled.rename(columns={"label": params.data.target})
     rows[data_mod.TIME] = pd.to_datetime(rows[data_mod.TIME], utc=True).dt.tz_convert(None)
@@ -96,16 +103,24 @@ def captured_rows(params: Params) -> pd.DataFrame:
 def compare_versions(client: Any, params: Params, version: str, rows: pd.DataFrame, which: str) -> VersionTest:
     """Load ``version`` and the current champion from the registry and score both on ``rows``."""
     name = params.mlflow.model_name
-    challenger = _score(f"models:/{name}/{version}", rows, params)
+    by_estimate = is_unlabelled(rows, params)
+    bands: dict[str, Any] = {}
+    if by_estimate:
+        challenger, bands["challenger"] = estimated_scores(client, params, str(version), rows)
+    else:
+        challenger = _score(f"models:/{name}/{version}", rows, params)
     champion_mv = store.version_with_alias(client, name, CHAMPION)
     test = VersionTest(rows=which, n_rows=len(rows), span=_span(rows),
-                       challenger_version=str(version), challenger=challenger)
+                       challenger_version=str(version), challenger=challenger, estimated=by_estimate, bands=bands)
     if champion_mv is None:
         return test
     test.champion_version = str(champion_mv.version)
     try:
-        test.champion = _score(f"models:/{name}/{champion_mv.version}", rows, params)
-    except (KeyError, ValueError, TypeError) as exc:  # e.g. trained on other features
+        if by_estimate:
+            test.champion, bands["champion"] = estimated_scores(client, params, str(champion_mv.version), rows)
+        else:
+            test.champion = _score(f"models:/{name}/{champion_mv.version}", rows, params)
+    except (KeyError, ValueError, TypeError, DataError) as exc:  # e.g. trained on other features
         test.champion_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
     return test
 

@@ -22,7 +22,9 @@ def render_monitor_page(summary: dict[str, Any], report: DriftReport | None) -> 
     with no report (too few captured rows) the page holds the summary only."""
     title = f"Monitoring {summary['model']} v{summary['champion']}: {summary['window'][0]} to {summary['window'][1]}"
     context = report_context(report, title) if report is not None else {"title": title, "report": None}
-    return render("monitor.html", **context, summary_rows=monitor_rows(summary))
+    return render("monitor.html", **context, summary_rows=monitor_rows(summary),
+                  estimate_rows=estimate_rows(summary.get("performance") or {}),
+                  estimate_facts=estimate_facts(summary.get("performance") or {}))
 
 
 def monitor_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
@@ -38,3 +40,41 @@ def monitor_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("prediction drift", f"{pred.get('test')} = {pred.get('statistic')} "
                                          f"({'drift' if pred.get('drifted') else 'no drift'})"))
     return [(label, str(value)) for label, value in rows]
+
+
+def estimate_rows(perf: dict[str, Any]) -> list[dict[str, str]]:
+    """Estimated vs realized, one row per estimated metric: estimate, band, realized (on the
+    labelled rows) and whether it fell inside the band estimated for those rows."""
+    rows = []
+    for name, est in (perf.get("estimated") or {}).items():
+        real = (perf.get("realized") or {}).get(name)
+        rows.append({"metric": name, "estimated": f"{est['value']:.4g}",
+                     "band": f"{est['lower']:.4g} .. {est['upper']:.4g}",
+                     "realized": "" if real is None else f"{real['value']:.4g} ({real['rows']} rows)",
+                     "inside": "" if real is None else ("yes" if real["inside_band"] else "no")})
+    return rows
+
+
+def estimate_facts(perf: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which value the degradation check used, how the estimate was made, its calibration
+    (nothing when the window had too few rows to judge)."""
+    if not perf:
+        return []
+    judged = perf.get("judged_on")
+    facts = [("degradation judged on", {"realized": "the realized metric (enough rows with feedback)",
+                                        "estimated": "the estimated metric (too few rows with feedback)"}
+              .get(judged or "", "nothing: no feedback and no estimate"))]
+    info = perf.get("estimate") or {}
+    if info:
+        facts.append(("estimation", f"{info.get('method')} fitted on {info.get('fitted_on_rows')} held-out rows; "
+                                    f"band at {info.get('confidence', 0):.0%}"))
+    cal = info.get("calibration") or {}
+    if cal:
+        facts.append(("calibration", f"{cal['method']}, ECE {cal['ece']:.3f} (raw {cal['ece_raw']:.3f}); "
+                                     f"{'POOR: above' if cal['poor'] else 'fine: within'} {cal['threshold']:.3f}"))
+    coverage = perf.get("band_coverage") or {}
+    if coverage.get("metrics"):
+        facts.append(("realized inside the band", f"{coverage['inside']} of {coverage['metrics']} metrics"))
+    if perf.get("estimate_note"):
+        facts.append(("no estimate", perf["estimate_note"]))
+    return facts

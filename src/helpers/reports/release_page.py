@@ -99,6 +99,10 @@ def release_facts(outcome: OutcomeLike) -> list[tuple[str, str]]:
                                      f"{outcome.approval.get('note') or ''}".strip()))
     if outcome.rechecked_from:
         facts.append(("re-compared", f"the champion changed from v{outcome.rechecked_from} during the release"))
+    if getattr(outcome.test, "estimated", False):
+        facts.append(("decision basis", "ESTIMATED performance: the captured rows lack enough feedback, so "
+                                        "challenger and champion were compared by their estimated metrics "
+                                        "(gates.champion.use_estimates)"))
     return [(label, _text(value)) for label, value in facts]
 
 
@@ -114,6 +118,9 @@ def rollback_facts(done: RollbackLike) -> list[tuple[str, str]]:
 def version_test_note(test: VersionTestLike) -> str:
     """Which rows both versions were scored on, and why the champion has no column (if so)."""
     note = f"{test.n_rows} {test.rows} rows, {test.span}"
+    if getattr(test, "estimated", False):
+        note += ("; no labels: the metrics are ESTIMATES (CBPE/DLE) on these rows, each version by its own "
+                 "estimator, with their bands")
     if test.champion is None:
         note += "; " + (f"champion v{test.champion_version} could not be scored: {test.champion_error}"
                         if test.champion_error else "no champion yet (first release)")

@@ -22,6 +22,7 @@ def replay(
     feedback_every: int = 200,
     token: str | None = None,
     timeout: float = 30.0,
+    request_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Send ``features`` to the service as traffic and ``labels`` as feedback.
 
@@ -39,6 +40,9 @@ def replay(
         Rows per request.
     feedback_every : int
         Labelled requests per ``/feedback`` call.
+    request_ids : sequence of str, optional
+        One ``X-Request-Id`` per request (default: the service draws them); see
+        :func:`helpers.serving.late_feedback.replay_request_ids`.
 
     Returns
     -------
@@ -75,7 +79,7 @@ def replay(
                 _sleep_until(started + n / rate)
             chunk = features.iloc[first : first + batch_size]
             try:
-                prediction = client.predict(chunk)
+                prediction = client.predict(chunk, request_id=request_ids[n] if request_ids else None)
             except ServeError as exc:
                 summary["errors"] += 1
                 summary["first_error"] = summary["first_error"] or str(exc)
