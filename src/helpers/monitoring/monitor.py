@@ -34,8 +34,8 @@ from helpers.modeling.metrics import metrics
 from helpers.monitoring.alerts import send_alert
 from helpers.monitoring.baseline_sample import load_baseline_sample, traffic_coefficient
 from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
-from helpers.monitoring.history import record_window, write_history_dashboard
 from helpers.monitoring.estimates import with_estimates
+from helpers.monitoring.history import record_window, write_history_dashboard
 from helpers.registry import store
 from helpers.registry.classes import coerce_labels, proba_columns, probabilities
 from helpers.registry.estimates import version_estimator
