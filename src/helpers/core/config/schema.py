@@ -231,13 +231,16 @@ class ChampionGate:
     """
 
     metric: Metric | None = None  # null: the task's default metric (rmse, or f1 for classification)
-    compare_on: Literal["current", "test", "captured"] = "current"
+    # shadow: requests the champion and the shadow version both answered (serve.shadow)
+    compare_on: Literal["current", "test", "captured", "shadow"] = "current"
     min_improvement: NonNegative = 0.0
     relative: bool = False
     captured_days: Positive = 30.0
     min_captured_rows: AtLeastOne = 100
     # compare_on: captured without enough feedback: compare estimated performance (CBPE/DLE) instead
     use_estimates: bool = False
+    min_rows: AtLeastOne = 100  # compare_on shadow: labelled requests both versions answered, before deciding
+    min_agreement: Share = 0.0  # compare_on shadow: least share of requests where both versions agree
 
 
 @dataclass
@@ -292,6 +295,8 @@ class MonitorParams:
     min_labelled_rows: AtLeastOne = 50  # fewer rows with feedback: judge the estimated metric instead
     calibration: Literal["isotonic", "platt"] = "isotonic"  # of class probabilities, for estimated performance
     confidence: OpenShare = 0.95  # level of the band around an estimated metric
+    # move champion back to previous (and end a canary) when the live metric degrades beyond max_degradation
+    rollback: bool = False
 
 
 @dataclass
@@ -310,6 +315,15 @@ class RunParams:
     progress: bool = True
     threads: AtLeastOne = 1  # OpenMP/BLAS threads in each notebook: 1 is fastest on small data and busy machines
     notebooks: str = "../notebooks"  # the four step notebooks; relative to the params file
+
+
+@dataclass
+class CanaryParams:
+    """A share of live requests answered by another version (sticky per session header)."""
+
+    alias: str = "challenger"  # an alias or a version number
+    share: Share = 0.1  # of requests answered by the canary
+    sticky_header: str = "X-Session-Id"  # requests with the same value go to the same version
 
 
 @dataclass
@@ -338,6 +352,8 @@ class ServeParams:
     # async: captures are written in the background (a hard kill loses up to flush_interval);
     # sync: a prediction is answered only once its capture is fsynced to a write-ahead log
     capture_mode: Literal["async", "sync"] = "async"
+    shadow: str | None = None  # an alias or version scored beside the champion, off the response path
+    canary: CanaryParams | None = None  # answer a share of requests with another version
     max_batch_rows: Count = 1000  # concurrent requests are scored in one model call up to this; 0 = off
     max_batch_delay: Share = 0.002  # seconds a request may wait for others to share its model call (at most 1)
 

@@ -236,7 +236,8 @@ def check_task_metrics(section: Any, task: str, where: str, key_path: str = "") 
         value, path = getattr(section, name), join(key_path, name)
         base, constraints = split_annotated(without_none(tp))
         if dataclasses.is_dataclass(base):
-            check_task_metrics(value, task, where, path)
+            if value is not None:  # an optional section left out
+                check_task_metrics(value, task, where, path)
         elif any(isinstance(c, TaskMetric) for c in constraints) and value is None:
             setattr(section, name, DEFAULT_METRIC[task])
         elif any(isinstance(c, TaskMetric) for c in constraints) and value not in known:
