@@ -1,7 +1,7 @@
 """The ``driftgate serve`` and ``driftgate replay`` commands.
 
     driftgate serve  [--params FILE] [-p key=value] [--model URI] [--host H] [--port N] [--no-capture]
-    driftgate replay --data FILE --from DATE --to DATE [--rate N] [--url URL] [--params FILE]
+    driftgate replay --data FILE --from DATE --to DATE [--rate N] [--url URL] [--ca-file PEM] [--params FILE]
 
 ``serve`` runs the scoring service until SIGTERM or Ctrl-C, then stops gracefully: requests in
 flight finish and every captured row is written. ``replay`` sends the rows of a time window as
@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--batch", type=int, default=1, help="rows per request (default 1)")
     replay.add_argument("--url", help="service URL (default http://<serve.host>:<serve.port>)")
     replay.add_argument("--no-feedback", action="store_true", help="send traffic only, no labels")
+    replay.add_argument("--ca-file", help="PEM certificate authorities to verify an https:// service with")
     replay.set_defaults(func=cmd_replay)
 
 
@@ -112,10 +113,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Send a window's rows as traffic and their labels as feedback; print a summary."""
     params = load_params(args.params, args.overrides)
     rows = window_rows(params, args.data or params.data.path, args.start, args.end)
-    url = args.url or f"http://{params.serve.host}:{params.serve.port}"
+    scheme = "https" if params.serve.tls_cert else "http"
+    url = args.url or f"{scheme}://{params.serve.host}:{params.serve.port}"
     token = os.environ.get(params.serve.token_env) if params.serve.token_env else None
     labels = None if args.no_feedback else rows[params.data.target]
-    summary = replay(url, rows[params.data.features], labels, rate=args.rate, batch_size=args.batch, token=token)
+    summary = replay(
+        url, rows[params.data.features], labels, rate=args.rate, batch_size=args.batch, token=token,
+        ca_file=args.ca_file,
+    )
     print(
         f"driftgate replay: {summary['requests']} requests ({summary['rows']} rows) from {args.start} to {args.end} "
         f"-> {url} in {summary['seconds']} s; {summary['feedback_rows']} labels sent; {summary['errors']} errors",

@@ -82,6 +82,9 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both") ->
             ready.append(job)
         except InputError as exc:
             job.error = exc
+        except Exception as exc:  # whatever else an untrusted body makes the parser raise is still the body's fault
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
+            job.error = InputError(f"the body could not be read as rows to score: {reason}")
     stacks = _stacks(ready, max_rows)
     for stack in stacks:
         if len(stack) == 1 or not _predict_stacked(stack):
