@@ -210,9 +210,10 @@ def test_fuzzed_requests_never_get_a_5xx(
     if request_id is not None:
         headers["X-Request-Id"] = request_id
     headers = {k: v for k, v in headers.items() if v}
-    status, answer_headers, answer = raw_exchange(service.url, http_request(method, path, body, headers, chunked=chunked))
+    request = http_request(method, path, body, headers, chunked=chunked)
+    status, answer_headers, answer = raw_exchange(service.url, request)
     assert status < 500, (status, answer)
-    if status >= 400:
+    if status >= 400 and method != "HEAD":  # an answer to HEAD has no body
         assert answer_headers["content-type"] == "application/json"
         assert_json_error(status, answer)
 
@@ -311,7 +312,7 @@ def test_chunked_bodies_above_the_limit_are_refused_while_streaming(service: Sco
         b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n",
         b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nxx",
     ],
-    ids=["garbage", "bad-length", "two-lengths", "bad-chunk", "negative-length", "bad-header", "bad-target", "gzip-encoding"],
+    ids=["garbage", "bad-length", "two-lengths", "bad-chunk", "negative-length", "bad-header", "bad-target", "gzip"],
 )
 def test_protocol_errors_answer_json(service: ScoringService, payload: bytes) -> None:
     status, headers, answer = raw_exchange(service.url, payload)
