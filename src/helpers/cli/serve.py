@@ -1,7 +1,7 @@
 """The ``driftgate serve`` and ``driftgate replay`` commands.
 
     driftgate serve  [--params FILE] [-p key=value] [--model URI] [--host H] [--port N] [--no-capture]
-    driftgate replay --data FILE --from DATE --to DATE [--rate N] [--url URL] [--params FILE]
+    driftgate replay --data FILE --from DATE --to DATE [--rate N] [--url URL] [--ca-file PEM] [--params FILE]
                      [--no-feedback | --feedback-only]
 
 ``serve`` runs the scoring service until SIGTERM or Ctrl-C, then stops gracefully: requests in
@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--no-feedback", action="store_true", help="send traffic only, no labels")
     replay.add_argument("--feedback-only", action="store_true",
                         help="send only the labels of traffic replayed earlier (same --from, --to, --batch)")
+    replay.add_argument("--ca-file", help="PEM certificate authorities to verify an https:// service with")
     replay.set_defaults(func=cmd_replay)
 
 
@@ -119,14 +120,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """Send a window's rows as traffic and their labels as feedback; print a summary."""
     params = load_params(args.params, args.overrides)
     rows = window_rows(params, args.data or params.data.path, args.start, args.end)
-    url = args.url or f"http://{params.serve.host}:{params.serve.port}"
+    scheme = "https" if params.serve.tls_cert else "http"
+    url = args.url or f"{scheme}://{params.serve.host}:{params.serve.port}"
     token = os.environ.get(params.serve.token_env) if params.serve.token_env else None
     if args.feedback_only:
         return _late_feedback(args, params, rows, url, token)
     labels = None if args.no_feedback else rows[params.data.target]
     ids = replay_request_ids(rows[params.data.features], args.batch)  # --feedback-only finds them later
     summary = replay(url, rows[params.data.features], labels, rate=args.rate, batch_size=args.batch, token=token,
-                     request_ids=ids)
+                     request_ids=ids, ca_file=args.ca_file)
     print(
         f"driftgate replay: {summary['requests']} requests ({summary['rows']} rows) from {args.start} to {args.end} "
         f"-> {url} in {summary['seconds']} s; {summary['feedback_rows']} labels sent; {summary['errors']} errors",
@@ -143,7 +145,8 @@ def _late_feedback(args: argparse.Namespace, params: Any, rows: Any, url: str, t
     if args.no_feedback:
         raise ParamsError("driftgate replay: --no-feedback and --feedback-only exclude each other")
     summary = send_late_feedback(url, capture_dir_for(params), params.mlflow.model_name, rows[params.data.features],
-                                 rows[params.data.target], batch_size=args.batch, token=token)
+                                 rows[params.data.target], batch_size=args.batch, token=token,
+                                 ca_file=args.ca_file)
     print(f"driftgate replay: {summary['feedback_rows']} labels sent late for {summary['matched_rows']} captured rows "
           f"from {args.start} to {args.end} -> {url} in {summary['seconds']} s; "
           f"{summary['unmatched_rows']} rows not found in the capture store", flush=True)

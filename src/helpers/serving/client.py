@@ -1,9 +1,10 @@
-"""A small keep-alive HTTP client for the scoring service."""
+"""A small keep-alive HTTP(S) client for the scoring service."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,20 +52,26 @@ class Prediction:
 class ServeClient:
     """A small keep-alive client for the scoring service (one per thread).
 
+    ``https://`` URLs are verified against the system's certificate authorities, or against
+    ``ca_file`` (a PEM file; for a self-signed service, its certificate).
+
     Examples
     --------
     >>> client = ServeClient("http://127.0.0.1:5000", token=os.environ.get("DRIFTGATE_TOKEN"))  # doctest: +SKIP
     >>> client.predict(rows).values  # doctest: +SKIP
     """
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, token: str | None = None, timeout: float = 30.0, ca_file: str | None = None
+    ) -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ServeError(f"service URL must look like http://127.0.0.1:5000, got {url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ServeError(f"service URL must look like http://127.0.0.1:5000 or https://host:5000, got {url!r}")
         self.url = url.rstrip("/")
-        self.host, self.port = parts.hostname, parts.port or 80
+        self.host, self.port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         self.token = token
         self.timeout = timeout
+        self._tls = tls_context(ca_file) if parts.scheme == "https" else None
         self._conn: http.client.HTTPConnection | None = None
 
     def request(
@@ -75,7 +82,7 @@ class ServeClient:
         sent.update(headers or {})
         for attempt in (0, 1):
             reused = self._conn is not None
-            conn = self._conn or http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn = self._conn or self._connect()
             self._conn = conn
             try:
                 conn.request(method, path, body=body, headers=sent)
@@ -91,6 +98,11 @@ class ServeClient:
                 self.close()
             return Response(raw.status, headers_out, payload)
         raise AssertionError("unreachable")
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._tls is not None:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout, context=self._tls)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def predict(self, frame: pd.DataFrame, *, request_id: str | None = None) -> Prediction:
         """Score ``frame`` (sent as ``dataframe_split``); raises :class:`ServeError` on non-200."""
@@ -132,6 +144,19 @@ class ServeClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """A verifying client TLS context: the system's authorities, or those in ``ca_file``.
+
+    Raises
+    ------
+    ServeError
+        When ``ca_file`` cannot be read as PEM certificates.
+    """
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServeError(f"cannot read the CA file {ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _plain(value: Any) -> Any:

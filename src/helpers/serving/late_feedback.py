@@ -56,7 +56,7 @@ def feedback_rows(features: pd.DataFrame, labels: Sequence[Any] | pd.Series, bat
 def send_late_feedback(
     url: str, capture_dir: str | os.PathLike[str], model: str | None, features: pd.DataFrame,
     labels: Sequence[Any] | pd.Series, *, batch_size: int = 1, feedback_every: int = 2000,
-    token: str | None = None, timeout: float = 30.0,
+    token: str | None = None, timeout: float = 30.0, ca_file: str | None = None,
 ) -> dict[str, Any]:
     """Send the labels of rows replayed earlier (with the same ``batch_size``) as feedback, for
     the requests the capture store holds; rows not captured are counted, not sent.
@@ -86,7 +86,7 @@ def send_late_feedback(
             "--from, --to and --batch), and wait for the service to write its captures")
     started = time.perf_counter()
     accepted = calls = 0
-    with ServeClient(url, token=token, timeout=timeout) as client:
+    with ServeClient(url, token=token, timeout=timeout, ca_file=ca_file) as client:
         for first in range(0, len(matched), feedback_every):
             part = matched.iloc[first:first + feedback_every]
             try:

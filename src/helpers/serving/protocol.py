@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.serving.capture_records import FeedbackRecord
+from helpers.serving.formatting import first_line
 from helpers.serving.outputs import OUTPUT_MODES, answer
 from helpers.serving.schema import InputError, InputSchema
 
@@ -71,10 +72,7 @@ def parse_invocation(
     if media == CSV_TYPE:
         frame = _frame_from_csv(body, schema)
     else:
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"the body is not valid JSON: {exc}") from None
+        document = decode_json(body)
         frame = frame_from_json(document, schema)
         request_params = _params_of(document)
     if frame.columns.duplicated().any():
@@ -222,8 +220,8 @@ def _check_row_lengths(rows: list[list[Any]], width: int, where: str) -> None:
 def _build_frame(build: Callable[[], pd.DataFrame], where: str) -> pd.DataFrame:
     try:
         return build()
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{where} is not a valid table: {exc}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise InputError(f"{where} is not a valid table: {first_line(exc)}") from None
 
 
 def _kind(value: Any) -> str:
@@ -273,11 +271,27 @@ def feedback_from_body(body: bytes, content_type: str | None, model_name: str) -
         415 for a media type other than JSON or CSV, 400 for a body that is not valid feedback.
     """
     media_type(content_type)
+    return parse_feedback(decode_json(body), model_name)
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON document in ``body``; :class:`InputError` (400) for anything that is not JSON.
+
+    Bad UTF-8, a syntax error and nesting too deep for the parser (a hostile body of 100,000
+    opening brackets) are all the client's mistake. ``NaN`` and ``Infinity`` are read as floats,
+    as :func:`encode_frame` (and pandas) write a missing value as ``NaN``.
+
+    >>> decode_json(b'[' * 100_000)
+    Traceback (most recent call last):
+    ...
+    helpers.serving.schema.InputError: the body is not valid JSON: nested too deeply
+    """
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"the body is not valid JSON: {exc}") from None
-    return parse_feedback(document, model_name)
+    except RecursionError:
+        raise InputError("the body is not valid JSON: nested too deeply") from None
 
 
 def parse_feedback(document: Any, model_name: str) -> FeedbackRecord:
@@ -310,11 +324,13 @@ def parse_feedback(document: Any, model_name: str) -> FeedbackRecord:
             raise InputError(f"feedback: request_ids[{i}] is not a request id: {rid!r}")
         values = label if isinstance(label, list) else [label]
         first = 0 if rows is None else rows[i]
-        if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+        if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first < 2**63:
             raise InputError(f"feedback: rows[{i}] must be a row number >= 0, got {first!r}")
         for j, value in enumerate(values):
             if not (value is None or isinstance(value, int | float | str | bool)):
                 raise InputError(f"feedback: labels[{i}] must be a number, string, boolean or null")
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise InputError(f"feedback: labels[{i}] is an integer beyond 64 bits: {value}")
             out_ids.append(rid)
             out_rows.append(first + j)
             out_labels.append(value)

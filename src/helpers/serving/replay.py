@@ -23,13 +23,14 @@ def replay(
     token: str | None = None,
     timeout: float = 30.0,
     request_ids: Sequence[str] | None = None,
+    ca_file: str | None = None,
 ) -> dict[str, Any]:
     """Send ``features`` to the service as traffic and ``labels`` as feedback.
 
     Parameters
     ----------
     url : str
-        The service, for example ``http://127.0.0.1:5000``.
+        The service, for example ``http://127.0.0.1:5000`` or ``https://scoring.example:5000``.
     features : pandas.DataFrame
         Rows to score, in the model's input columns.
     labels : sequence, optional
@@ -43,6 +44,8 @@ def replay(
     request_ids : sequence of str, optional
         One ``X-Request-Id`` per request (default: the service draws them); see
         :func:`helpers.serving.late_feedback.replay_request_ids`.
+    ca_file : str, optional
+        PEM certificate authorities to verify an ``https://`` service with (default: the system's).
 
     Returns
     -------
@@ -73,7 +76,7 @@ def replay(
     pending_ids: list[str] = []
     pending_labels: list[Any] = []
     started = time.perf_counter()
-    with ServeClient(url, token=token, timeout=timeout) as client:
+    with ServeClient(url, token=token, timeout=timeout, ca_file=ca_file) as client:
         for n, first in enumerate(range(0, len(features), batch_size)):
             if rate is not None:
                 _sleep_until(started + n / rate)

@@ -134,8 +134,8 @@ def _coerce(column: pd.Series, spec: ColumnSpec) -> pd.Series:
 def _as_int(column: pd.Series, spec: ColumnSpec) -> pd.Series:
     dtype = _INT_DTYPES[spec.type]
     kind = column.dtype.kind
+    lo, hi = _INT_BOUNDS[spec.type]
     if kind in "iu":
-        lo, hi = _INT_BOUNDS[spec.type]
         if (spec.type == "integer" or kind == "u") and len(column) and (column.min() < lo or column.max() > hi):
             _fail_value(column, spec, lambda v: lo <= v <= hi)
         return column if column.dtype == dtype else column.astype(dtype)
@@ -144,14 +144,19 @@ def _as_int(column: pd.Series, spec: ColumnSpec) -> pd.Series:
         missing = np.isnan(values)
         if missing.any():
             _fail_missing(spec, int(np.argmax(missing)))
-        whole = values == np.floor(values)
+        whole = np.isfinite(values) & (values == np.floor(values)) & (values >= lo) & (values <= hi)
         if not whole.all():
             i = int(np.argmin(whole))
             raise InputError(
-                f"column '{spec.name}' expects {spec.type} values; row {i} has {values[i]!r}, not a whole number"
+                f"column '{spec.name}' expects {spec.type} values; row {i} has {values[i]!r}, "
+                f"not a whole number from {lo} to {hi}"
             )
         return column.astype(dtype)
-    _fail_value(column, spec, lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_))
+    _fail_value(
+        column,
+        spec,
+        lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_) and lo <= v <= hi,
+    )
     return column.astype(dtype)
 
 

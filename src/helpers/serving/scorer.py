@@ -1,7 +1,9 @@
 """The micro-batching scorer: parse, check, predict and encode requests, many at a time.
 
 Concurrent requests are handed to one worker thread, which stacks the checked frames of
-compatible requests into one model call (see :func:`score_jobs` and :class:`Scorer`).
+compatible requests into one model call (see :func:`score_jobs` and :class:`Scorer`). A request
+handler on the event loop hands its job over with :meth:`Scorer.submit` and awaits the job's
+``done`` future (``asyncio.wrap_future``); the loop never runs model code.
 """
 
 from __future__ import annotations
@@ -38,14 +40,19 @@ class ScoreJob:
     request_id: str
     timestamp: float  # arrival, seconds since the epoch
     started: float  # arrival, :func:`time.perf_counter`
-    done: threading.Event = field(default_factory=threading.Event)
+    done: Future[None] = field(default_factory=Future)  # resolved (never failed) when the job is finished
     inputs: pd.DataFrame | None = None
     outputs: Any = None
     payload: bytes = b""
     latency_ms: float = 0.0
     output: str | None = None  # what a classifier answers for this request (its params.output)
     error: BaseException | None = None  # an InputError is answered with its 4xx, anything else with 500
-    capture: Future[None] | None = None  # sync capture mode: resolves once the capture is fsynced
+    durable: Future[Any] | None = None  # in sync capture mode: resolves once the capture is on disk
+
+    def finish(self) -> None:
+        """Mark the job finished (wakes whoever waits on :attr:`done`); a second call does nothing."""
+        if not self.done.done():
+            self.done.set_result(None)
 
     @property
     def n_rows(self) -> int:
@@ -75,6 +82,9 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both") ->
             ready.append(job)
         except InputError as exc:
             job.error = exc
+        except Exception as exc:  # whatever else an untrusted body makes the parser raise is still the body's fault
+            reason = f"{type(exc).__name__}: {first_line(exc)}"
+            job.error = InputError(f"the body could not be read as rows to score: {reason}")
     stacks = _stacks(ready, max_rows)
     for stack in stacks:
         if len(stack) == 1 or not _predict_stacked(stack):
@@ -138,7 +148,8 @@ def _split_outputs(outputs: Any, lengths: list[int]) -> list[Any]:
 class Scorer:
     """One thread that does the CPU work of every request, many requests at a time.
 
-    Request threads only read the body, hand the job over and write the answer; parsing,
+    Request handlers (coroutines on the event loop) only read the body, hand the job over with
+    :meth:`submit`, await its ``done`` future and write the answer; parsing,
     checking, the model call, JSON encoding and capture happen here. With the GIL, threads
     that share CPU-bound work mostly wait on each other (and a model that releases the GIL
     between trees gives it away to whichever request thread wants it); with one worker that
@@ -193,8 +204,11 @@ class Scorer:
         if self._thread is not None:
             self._thread.join(timeout=60)
 
-    def run(self, job: ScoreJob) -> None:
-        """Hand ``job`` to the worker and wait until it is done."""
+    def submit(self, job: ScoreJob) -> Future[None]:
+        """Hand ``job`` to the worker; returns ``job.done``, resolved when the job is finished.
+
+        Once the scorer is stopped the job is finished here, on the caller's thread.
+        """
         with self._cond:
             queued = not self._stopped and self._thread is not None
             if queued:
@@ -202,7 +216,11 @@ class Scorer:
                 self._cond.notify()
         if not queued:
             self._finish([job])
-        job.done.wait()
+        return job.done
+
+    def run(self, job: ScoreJob) -> None:
+        """Hand ``job`` to the worker and wait until it is done."""
+        self.submit(job).result()
 
     def _run(self) -> None:
         one_openmp_thread()
@@ -226,7 +244,7 @@ class Scorer:
                 job.error = job.error or exc
         finally:
             for job in jobs:
-                job.done.set()
+                job.finish()
 
 
 _OPENMP: list[Any] | None = None

@@ -1,8 +1,8 @@
 """The scoring service: one model, scored in micro-batches, captured, following its alias.
 
 :class:`ScoringService` answers predictions and feedback, and keeps the counters of
-``/health``. It knows nothing of HTTP: a transport (:class:`~helpers.serving.http.HttpTransport`,
-speaking MLflow's scoring protocol) turns requests into calls of :meth:`ScoringService.predict`,
+``/health``. It knows nothing of HTTP: a transport (:class:`~helpers.serving.server.AsgiTransport`,
+uvicorn serving MLflow's scoring protocol) turns requests into calls of :meth:`ScoringService.submit`,
 :meth:`~ScoringService.feedback`, :meth:`~ScoringService.health` and :meth:`~ScoringService.version`.
 
 Inputs are checked against the model signature before the model sees them: a missing column,
@@ -15,9 +15,10 @@ When the model URI names an alias (``models:/bike-demand@champion``) the service
 registry every ``alias_poll_interval`` seconds and, when the alias moves, loads the new version
 in the background and swaps it in; requests in flight finish on the version they started with.
 
-Security: binds 127.0.0.1 unless told otherwise; when a token is given, every endpoint but
-``/ping`` needs it; request bodies above ``max_body_bytes`` are refused with 413; captured data
-goes only under the capture folder.
+Security: binds 127.0.0.1 unless told otherwise, and refuses to listen beyond loopback without
+a token unless ``allow_public_without_token``; when a token is given, every endpoint but
+``/ping`` needs it; ``tls_cert``/``tls_key`` serve HTTPS; request bodies above
+``max_body_bytes`` are refused with 413; captured data goes only under the capture folder.
 
 Example
 -------
@@ -29,12 +30,11 @@ Example
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -45,12 +45,12 @@ from helpers.serving.capture_records import CaptureRecord
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.capture_wal import CaptureNotDurable, wait_durable
 from helpers.serving.formatting import first_line, iso_time
-from helpers.serving.http import HttpTransport
 from helpers.serving.models import LoadedModel, ModelRef, load_model, registry_client, resolve_version
 from helpers.serving.outputs import check_output
 from helpers.serving.protocol import feedback_from_body
 from helpers.serving.schema import InputError
-from helpers.serving.scorer import ScoreJob, Scorer, score_jobs
+from helpers.serving.scorer import ScoreJob, Scorer, one_openmp_thread, score_jobs
+from helpers.serving.server import AsgiTransport, is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +85,19 @@ class ScoringService:
     alias_poll_interval : float
         Seconds between registry polls when ``model_uri`` names an alias; 0 stops following.
     request_timeout : float
-        Seconds a connection may sit idle or half-sent before it is closed.
+        Seconds a request may take from its headers to its answer (408 or 503 after).
+    keep_alive_timeout, shutdown_timeout : float
+        Seconds an idle connection is kept open; seconds :meth:`stop` waits for requests in flight.
+    max_connections : int
+        Connections and requests at once; beyond it requests get 503.
+    tls_cert, tls_key : str, optional
+        PEM certificate and private key: serve HTTPS.
+    allow_public_without_token : bool
+        Listen beyond loopback without a token (refused otherwise).
     max_batch_rows : int
         Concurrent requests are scored on one worker thread, stacked into model calls of up
         to this many rows (see :class:`~helpers.serving.scorer.Scorer`); 0 scores every request
-        on its own thread.
+        on its own (on a small thread pool).
     max_batch_delay : float
         Seconds the scorer may wait for more requests to share a model call, and only while
         fewer requests are queued than connections are open (never for a lone client).
@@ -117,6 +125,12 @@ class ScoringService:
         max_body_bytes: int = 10_000_000,
         alias_poll_interval: float = 10.0,
         request_timeout: float = 30.0,
+        keep_alive_timeout: float = 5.0,
+        shutdown_timeout: float = 30.0,
+        max_connections: int = 1000,
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        allow_public_without_token: bool = False,
         max_batch_rows: int = 1000,
         max_batch_delay: float = 0.002,
         model: LoadedModel | None = None,
@@ -128,26 +142,42 @@ class ScoringService:
             self.output = check_output(output)
         except ValueError as exc:
             raise ServeError(str(exc)) from None
+        self.token = token or None
+        if not is_loopback(host) and self.token is None and not allow_public_without_token:
+            raise ServeError(
+                f"refusing to listen on {host} without a bearer token; set one (serve.token_env) "
+                "or allow it with serve.allow_public_without_token: true"
+            )
         self.model_uri = model_uri
         self.tracking_uri = tracking_uri
         self.host = host
         self.port = port
         self.capture = capture
-        self.token = token or None
+        self.shutdown_timeout = float(shutdown_timeout)
         self.max_body_bytes = int(max_body_bytes)
         self.alias_poll_interval = float(alias_poll_interval)
         self.request_timeout = float(request_timeout)
         self.ref = ModelRef.parse(model_uri)
         self.max_batch_rows = int(max_batch_rows)
         self.max_batch_delay = float(max_batch_delay)
-        self.transport = HttpTransport(
-            self, host, port, max_body_bytes=self.max_body_bytes, request_timeout=self.request_timeout
+        self.transport = AsgiTransport(
+            self,
+            host,
+            port,
+            max_body_bytes=self.max_body_bytes,
+            request_timeout=self.request_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            shutdown_timeout=self.shutdown_timeout,
+            max_connections=max_connections,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
         )
         self.scorer = (
             Scorer(self._score, linger=max_batch_delay, expected=self.transport.open_connections)
             if max_batch_rows > 0
             else None
         )
+        self._pool: ThreadPoolExecutor | None = None  # scores one request per thread when batching is off
         self._batching = {"model_calls": 0, "requests": 0}
         self._model = model
         self._listening = False
@@ -168,10 +198,8 @@ class ScoringService:
             return self
         if self._model is None:
             self._model = load_model(self.model_uri, tracking_uri=self.tracking_uri)
-        if not _is_loopback(self.host) and self.token is None:
-            logger.warning(
-                "serving on %s without a bearer token: anyone who can reach it can score and read /health", self.host
-            )
+        if not is_loopback(self.host) and self.token is None:
+            logger.warning("serving on %s without a bearer token (allow_public_without_token)", self.host)
         try:
             self.transport.bind()
         except OSError as exc:
@@ -182,6 +210,8 @@ class ScoringService:
             self.capture.start()
         if self.scorer is not None:
             self.scorer.start()
+        else:
+            self._pool = ThreadPoolExecutor(4, thread_name_prefix="score", initializer=one_openmp_thread)
         self._listening = True
         self._started_at = time.time()
         self.transport.serve()
@@ -190,10 +220,12 @@ class ScoringService:
         logger.info("serving %s (version %s) at %s", self.model_uri, self.model.version, self.url)
         return self
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop gracefully: finish requests in flight, write all captures, close the transport."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop gracefully: take no new connections, answer the requests in flight (waiting up to
+        ``timeout``, default ``shutdown_timeout`` seconds), write all captures, close the transport."""
         if not self._listening or self._closed:
             return
+        timeout = self.shutdown_timeout if timeout is None else timeout
         with self._lock:
             self._stopping = True
         self._stop_event.set()
@@ -205,6 +237,8 @@ class ScoringService:
             logger.warning("stopping with %d requests still in flight", self._in_flight)
         if self.scorer is not None:
             self.scorer.stop()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         if self.capture is not None:
             self.capture.close()
         self.transport.close()
@@ -312,7 +346,7 @@ class ScoringService:
         return token is not None and hmac.compare_digest(token.encode(), self.token.encode())
 
     # ------------------------------------------------------------------ requests
-    def predict(
+    def submit(
         self,
         body: bytes,
         content_type: str | None,
@@ -321,7 +355,11 @@ class ScoringService:
         timestamp: float | None = None,
         started: float | None = None,
     ) -> ScoreJob:
-        """Score one request body on the current model; the finished job holds the JSON answer.
+        """Hand one request body to the scorer, on the current model; returns the job at once.
+
+        The job's ``done`` future resolves when it is scored: then it holds the JSON answer
+        (``payload``) or the ``error`` to answer with, and in ``sync`` capture mode ``durable``,
+        a future that resolves once its capture is on disk.
 
         Parameters
         ----------
@@ -331,13 +369,6 @@ class ScoringService:
             The id the answer and the capture carry.
         timestamp, started : float, optional
             Arrival (:func:`time.time` and :func:`time.perf_counter`); default now.
-
-        Raises
-        ------
-        InputError
-            For a request the service refuses (with the status to answer with).
-        ServeError
-            When the model's outputs cannot be sent as JSON.
         """
         job = ScoreJob(
             self.model,
@@ -347,27 +378,54 @@ class ScoringService:
             time.time() if timestamp is None else timestamp,
             time.perf_counter() if started is None else started,
         )
-        self.score(job)
+        if self.scorer is not None:
+            self.scorer.submit(job)
+        elif self._pool is not None:
+            self._pool.submit(self._score_alone, job)
+        else:
+            self._score_alone(job)
+        return job
+
+    def predict(
+        self,
+        body: bytes,
+        content_type: str | None,
+        request_id: str,
+        *,
+        timestamp: float | None = None,
+        started: float | None = None,
+    ) -> ScoreJob:
+        """:meth:`submit`, then wait: the finished job holds the JSON answer.
+
+        Raises
+        ------
+        InputError
+            For a request the service refuses (with the status to answer with).
+        ServeError
+            When the model's outputs cannot be sent as JSON.
+        """
+        job = self.submit(body, content_type, request_id, timestamp=timestamp, started=started)
+        job.done.result()
         if job.error is not None:
             raise job.error
         return job
 
-    def score(self, job: ScoreJob) -> None:
-        """Score one request: on the scorer thread with its neighbours, or here if batching is off."""
-        if self.scorer is not None:
-            self.scorer.run(job)
-        else:
-            try:
-                self._score([job])
-            finally:
-                job.done.set()
+    def _score_alone(self, job: ScoreJob) -> None:
+        try:
+            self._score([job])
+        except Exception as exc:  # a bug; fail this request, keep serving
+            logger.exception("scoring failed")
+            job.error = job.error or exc
+        finally:
+            job.finish()
 
     def _score(self, jobs: list[ScoreJob]) -> None:
         calls = score_jobs(jobs, max(1, self.max_batch_rows), self.output)
         for job in jobs:
             if job.error is None:
-                job.capture = self.record(job.request_id, job.inputs, job.outputs, job.model, job.latency_ms,
-                                          job.timestamp)
+                job.durable = self.record(
+                    job.request_id, job.inputs, job.outputs, job.model, job.latency_ms, job.timestamp
+                )
         with self._lock:
             self._batching["model_calls"] += calls
             self._batching["requests"] += len(jobs)
@@ -471,11 +529,3 @@ class ScoringService:
             "mlflow_version": mlflow.__version__,
         }
 
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -33,6 +33,9 @@ def smoke_test(
     atol: float = 1e-6,
     batch_size: int = 500,
     expected_proba: pd.DataFrame | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+    ca_file: str | None = None,
 ) -> dict[str, Any]:
     """Serve ``model_uri`` on a free local port, score ``rows`` over HTTP, compare, stop.
 
@@ -56,6 +59,11 @@ def smoke_test(
         MLflow tracking store (also the registry).
     atol : float
         Largest absolute difference allowed between served and offline predictions.
+    tls_cert, tls_key : str, optional
+        Serve HTTPS with this PEM certificate and key (as ``serve.tls_cert``/``serve.tls_key``).
+    ca_file : str, optional
+        PEM authorities the client verifies the service with (default: ``tls_cert`` itself,
+        right for a self-signed certificate).
 
     Returns
     -------
@@ -95,7 +103,8 @@ def smoke_test(
     with tempfile.TemporaryDirectory(prefix="driftgate-smoke-") as tmp:
         writer = CaptureWriter(Path(tmp) / "captures", flush_interval=0.2)
         service = ScoringService(
-            model_uri, tracking_uri=tracking_uri, port=0, capture=writer, token=token, alias_poll_interval=0
+            model_uri, tracking_uri=tracking_uri, port=0, capture=writer, token=token, alias_poll_interval=0,
+            tls_cert=tls_cert, tls_key=tls_key,
         )
         try:
             service.start()
@@ -105,7 +114,9 @@ def smoke_test(
             return result
         try:
             result.update(url=service.url, model_name=service.model.name, model_version=service.model.version)
-            served, served_proba = _smoke_requests(service, token, rows, batch_size, result["checks"])
+            served, served_proba = _smoke_requests(
+                service, token, rows, batch_size, result["checks"], ca_file or tls_cert
+            )
         except (ServeError, OSError, ValueError, KeyError) as exc:
             served = served_proba = None
             result["reason"] = f"request failed: {exc}"
@@ -123,9 +134,17 @@ def smoke_test(
 
 
 def _smoke_requests(
-    service: ScoringService, token: str, rows: pd.DataFrame, batch_size: int, checks: dict[str, Any]
+    service: ScoringService,
+    token: str,
+    rows: pd.DataFrame,
+    batch_size: int,
+    checks: dict[str, Any],
+    ca_file: str | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame | None]:
-    with ServeClient(service.url, token=token) as client, ServeClient(service.url) as anonymous:
+    with (
+        ServeClient(service.url, token=token, ca_file=ca_file) as client,
+        ServeClient(service.url, ca_file=ca_file) as anonymous,
+    ):
         checks["ping"] = client.request("GET", "/ping").status == 200
         version = client.get_json("/version")
         checks["version_matches"] = version["model_version"] == service.model.version

@@ -29,7 +29,9 @@ from helpers.core.config.schema import Params
 from helpers.core.config.validation import build_section, check_semantics
 from helpers.core.errors import ParamsError
 
-PATH_KEYS = ("data.path", "outputs.dir", "alerts.file", "serve.capture_dir", "run.notebooks")
+PATH_KEYS = (
+    "data.path", "outputs.dir", "alerts.file", "serve.capture_dir", "serve.tls_cert", "serve.tls_key", "run.notebooks"
+)
 DEFAULT_OUTPUTS = "../outputs"  # relative to the params file, so params/x.yaml writes to outputs/
 DEFAULT_NOTEBOOKS = "../notebooks"  # relative to the params file: the project's notebooks/
 
