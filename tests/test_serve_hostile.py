@@ -408,13 +408,13 @@ def test_stop_drains_requests_in_flight_then_writes_their_captures(tmp_path: Pat
 
 
 class _DurableWriter(CaptureWriter):
-    """The capture writer, answering each capture with a future as ``sync`` capture mode does."""
+    """The capture writer in ``sync`` mode, its futures resolved (or failed) after a set delay."""
 
     def __init__(self, folder: Path, delay: float, fail: bool = False) -> None:
-        super().__init__(folder, flush_interval=0.1)
+        super().__init__(folder, flush_interval=0.1, mode="sync")
         self.delay, self.fail = delay, fail
 
-    def submit(self, record):  # type: ignore[no-untyped-def, override]
+    def submit_durable(self, record):  # type: ignore[no-untyped-def, override]
         super().submit(record)
         future: Future[None] = Future()
         outcome = (future.set_exception, OSError("disk full")) if self.fail else (future.set_result, None)
