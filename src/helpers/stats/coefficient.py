@@ -114,11 +114,16 @@ def _fit_coefficient(x: np.ndarray, y: np.ndarray, categorical: np.ndarray, name
     )
     # One OpenMP thread: on a shared or busy machine, HistGradientBoosting's threads spin and
     # run many times slower on samples this small.
+    keep = sample_rows(y_test.size, IMPORTANCE_ROWS, np.random.default_rng(seed))
     with threadpool_limits(limits=1, user_api="openmp"):
         model.fit(x_train, y_train)
-        mcc = float(matthews_corrcoef(y_test, model.predict(x_test)))
-        keep = sample_rows(y_test.size, IMPORTANCE_ROWS, np.random.default_rng(seed))
-        importance = permutation_importance(model, x_test[keep], y_test[keep], seed)
+        # One scoring call for the held-out half and every shuffled copy of the importance rows.
+        # The held-out predictions are the classifier's own rule for two classes: score > 0.
+        copies = shuffled_copies(x_test[keep], seed)
+        scores = model.decision_function(np.concatenate([x_test, copies[keep.size:]]))
+    mcc = float(matthews_corrcoef(y_test, (scores[: y_test.size] > 0).astype(int)))
+    kept_scores = np.concatenate([scores[keep], scores[y_test.size:]])
+    importance = importance_from_scores(kept_scores, y_test[keep], x_test.shape[1])
     notes = []
     if importance.sum() > 0:
         contributions = dict(zip(names, (importance / importance.sum()).tolist(), strict=True))
@@ -141,6 +146,13 @@ def permutation_importance(model: Any, x: np.ndarray, y: np.ndarray, seed: int, 
     The same as ``sklearn.inspection.permutation_importance(scoring="roc_auc")`` in spirit, but
     every shuffled copy is scored in one batched call, and AUC comes from ranks (Mann-Whitney U).
     """
+    scores = model.decision_function(shuffled_copies(x, seed, repeats))
+    return importance_from_scores(scores, y, x.shape[1], repeats)
+
+
+def shuffled_copies(x: np.ndarray, seed: int, repeats: int = 3) -> np.ndarray:
+    """``x`` followed by ``repeats`` copies per column with that column's rows shuffled (seeded):
+    blocks of ``len(x)`` rows in the order original, column 0 (``repeats`` times), column 1, ..."""
     rng = np.random.default_rng(seed)
     n, k = x.shape
     stacked = np.tile(x, (k * repeats + 1, 1))
@@ -148,7 +160,12 @@ def permutation_importance(model: Any, x: np.ndarray, y: np.ndarray, seed: int, 
         j = block // repeats
         rows = slice((block + 1) * n, (block + 2) * n)
         stacked[rows, j] = x[rng.permutation(n), j]
-    scores = model.decision_function(stacked).reshape(k * repeats + 1, n)
+    return stacked
+
+
+def importance_from_scores(scores: np.ndarray, y: np.ndarray, k: int, repeats: int = 3) -> np.ndarray:
+    """Each column's mean drop in ROC AUC from the scores of :func:`shuffled_copies` (negative as 0)."""
+    scores = scores.reshape(k * repeats + 1, y.size)
     reference = roc_auc(y, scores[0])
     aucs = np.array([roc_auc(y, row) for row in scores[1:]]).reshape(k, repeats)
     return np.clip(reference - aucs.mean(axis=1), 0.0, None)
