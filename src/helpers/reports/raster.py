@@ -34,7 +34,7 @@ import matplotlib
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
-SCALE = 1  # image pixels per CSS pixel
+SCALE = 1.5  # image pixels per CSS pixel
 INK, MUTED, AXIS = "#222222", "#777777", "#555555"
 FONT_FILE = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 PNG_COMPRESSION = 1  # zlib level: flat colours compress well and fast at this level
@@ -88,6 +88,7 @@ class Canvas:
         self.width, self.height = width, height
         self.image = Image.new("RGB", (round(width * SCALE), round(height * SCALE)), "white")
         self.draw = ImageDraw.Draw(self.image)
+        self.frames: list[Frame] = []  # the plot areas drawn on it, in order (where the data sits)
 
     def rect(self, box: Box, fill: str, outline: str | None = None) -> None:
         """A filled rectangle (``box`` in CSS pixels; empty boxes are skipped)."""
@@ -152,6 +153,7 @@ class Frame:
 
     def __init__(self, canvas: Canvas, area: Box, x: tuple[float, float], y: tuple[float, float]) -> None:
         self.canvas, self.area = canvas, area
+        canvas.frames.append(self)
         self.x_range = x if x[1] > x[0] else (x[0] - 0.5, x[0] + 0.5)
         self.y_range = y if y[1] > y[0] else (y[0], y[0] + 1.0)
 
@@ -189,6 +191,6 @@ class Frame:
             x = self.px(value)
             self.canvas.line([(x, bottom), (x, bottom + 3)], AXIS, width=0.8)
             if angle:
-                self.canvas.text((x, bottom + 5), label, size=size, color=AXIS, anchor="rt", angle=angle)
+                self.canvas.text((x + 2, bottom + 8), label, size=size, color=AXIS, anchor="rm", angle=angle)
             else:
                 self.canvas.text((x, bottom + 5), label, size=size, color=AXIS, anchor="mt")
