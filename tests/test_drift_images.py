@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from helpers.core.config import DriftParams
-from helpers.reports import drift_images, drift_report, raster
+from helpers.reports import drift_images, drift_plots, drift_report, raster
 from helpers.reports.drift_images import BASE_FILL, BOTH_FILL, TARGET_FILL
 from helpers.reports.drift_plots import BASELINE, DRIFT, GREY, TARGET
 from helpers.reports.raster import SCALE, Canvas, Frame
@@ -174,6 +174,39 @@ def report() -> DriftReport:
     return compare(base, target, DriftParams(coefficient_sample=800), time_column="when")
 
 
+# --------------------------------------------------------------------------- drift over time
+
+
+def test_smooth_lines_cover_their_width_and_blend_their_edges() -> None:
+    canvas = Canvas(60, 20)
+    canvas.smooth_lines([([(5.0, 10.0), (55.0, 10.0)], "#1f77b4")], width=2.0)
+    pixels = _pixels(canvas).astype(int)
+    column = pixels[:, round(30 * SCALE)]
+    assert tuple(column[round(10 * SCALE)]) == _rgb("#1f77b4")  # fully covered: the exact colour
+    edges = [row for row in column if tuple(row) not in (WHITE, _rgb("#1f77b4"))]
+    assert edges and all(_rgb("#1f77b4")[0] <= row[0] <= 255 for row in edges)  # mixed with the white
+    assert (pixels[: round(7 * SCALE)] == 255).all() and (pixels[round(13 * SCALE):] == 255).all()
+
+
+def test_over_time_points_sit_at_their_values_relative_to_the_threshold(report: DriftReport) -> None:
+    canvas = drift_images.over_time_image(report)
+    pixels = _pixels(canvas).astype(int)
+    shares, magnitudes = canvas.frames
+    for i, share in enumerate(report.over_time.share_drifted):
+        column = pixels[:, round(shares.px(i) * SCALE)]
+        painted = int((column == _rgb(GREY)).all(axis=1).sum())
+        assert painted == pytest.approx((share or 0.0) * (shares.area[3] - shares.area[1]) * SCALE, abs=2.5)
+    series = report.over_time.features["a"]  # drifts in every period: drawn first, in the first colour
+    for i, value in enumerate(drift_plots.relative_magnitude(series)):
+        x, y = round(magnitudes.px(i) * SCALE), round(magnitudes.py(np.log10(value)) * SCALE)
+        assert np.abs(pixels[y, x] - _rgb(drift_images.LINE_COLORS[0])).max() <= 40
+    threshold = round(magnitudes.py(0.0) * SCALE)
+    red = (pixels[threshold - 1: threshold + 2] == _rgb(DRIFT)).all(axis=2).any(axis=0)
+    assert red.sum() > 100, "the dashed threshold line"
+    plain = compare(*_frames(100), DriftParams(coefficient_sample=0))
+    assert drift_images.over_time_image(plain).frames == []
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -182,12 +215,12 @@ def test_page_embeds_every_panel_as_a_png_at_its_css_width(report: DriftReport) 
     images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)"(?: width="(\d+)")?>', page)
     assert len(images) == report.n_compared + 2
     canvases = drift_report.report_canvases(report)
-    for alt, data, width in images:
+    for _alt, data, width in images:
         image = Image.open(io.BytesIO(base64.b64decode(data)))
         assert image.format == "PNG"
-        if alt != "drift over time":  # matplotlib's figure keeps its natural size
-            assert int(width) * SCALE == pytest.approx(image.width, abs=1)
-    assert sorted(canvases) == sorted(["contributions", *(f"feature:{f.feature}" for f in report.features)])
+        assert int(width) * SCALE == pytest.approx(image.width, abs=1)
+    names = ["contributions", "over_time", *(f"feature:{f.feature}" for f in report.features)]
+    assert sorted(canvases) == sorted(names)
 
 
 @pytest.mark.slow

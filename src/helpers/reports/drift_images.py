@@ -6,7 +6,9 @@ milliseconds per panel, not tens of them:
 
 * :func:`feature_image` - baseline and target shares on the baseline's bins (numeric; the
   shares below and above the baseline's range are hatched end bars) or per category;
-* :func:`contributions_image` - each feature's share of the drift coefficient, largest on top.
+* :func:`contributions_image` - each feature's share of the drift coefficient, largest on top;
+* :func:`over_time_image` - the share of drifted features per period of the target, and each
+  feature's statistic per period relative to its threshold (log scale, 1 = the threshold).
 
 Each returns a :class:`~helpers.reports.raster.Canvas`; ``canvas.data_uri()`` embeds it in a page
 and ``canvas.width`` is its width in CSS pixels.
@@ -23,7 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from helpers.reports.drift_plots import BASELINE, DRIFT, GREY, TARGET, feature_title, share_of_rows
+from helpers.reports.drift_plots import (
+    BASELINE,
+    DRIFT,
+    GREY,
+    MAGNITUDE_FLOOR,
+    TARGET,
+    feature_title,
+    relative_magnitude,
+    share_of_rows,
+)
 from helpers.reports.raster import INK, MUTED, Canvas, Frame, blend, format_tick, nice_ticks
 from helpers.stats.results import DriftReport, FeatureDrift
 
@@ -34,6 +45,9 @@ ALPHA = 0.45  # opacity of the overlapping numeric histograms (as in drift_plots
 BASE_FILL, TARGET_FILL = blend(BASELINE, ALPHA), blend(TARGET, ALPHA)
 BOTH_FILL = blend(TARGET, ALPHA, BASE_FILL)
 BASE_LINE, TARGET_LINE = blend(BASELINE, 0.9), blend(TARGET, 0.9)
+OVER_TIME_SIZE = (860.0, 440.0)
+LINE_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+               "#17becf")  # matplotlib's default colour cycle
 LABEL_CHARS = 14  # category labels are cut to this many characters
 
 
@@ -182,3 +196,70 @@ def _contribution_bars(canvas: Canvas, frame: Frame, labels: Sequence[str], valu
 
 def _fit_name(name: str) -> str:
     return name if len(name) <= 28 else name[:27] + "\u2026"
+
+
+# --------------------------------------------------------------------------- drift over time
+
+
+def over_time_image(report: DriftReport, top: int = 10) -> Canvas:
+    """Drift per period of the target: the share of drifted features (bars) and, for the ``top``
+    features with the largest values, the statistic relative to its threshold (log scale; 1 is
+    the threshold, above is drift; see :func:`helpers.reports.drift_plots.relative_magnitude`)."""
+    width, height = OVER_TIME_SIZE
+    ot = report.over_time
+    if ot is None:
+        canvas = Canvas(width, 50)
+        canvas.text((width / 2, 25), "no time column: drift over time not computed", size=10, color=MUTED, anchor="mm")
+        return canvas
+    canvas = Canvas(width, height)
+    canvas.text((350, 6), f"Drift per {ot.period} of {ot.time_column}", size=12, anchor="mt")
+    x_range = (-0.6, len(ot.periods) - 0.4)
+    shares = Frame(canvas, (64.0, 30.0, 640.0, 118.0), x=x_range, y=(0.0, 1.0))
+    for i, share in enumerate(ot.share_drifted):
+        if share is not None:
+            canvas.rect(shares.box(i - 0.4, i + 0.4, 0.0, share), GREY)
+    shares.axes()
+    shares.y_ticks([0.0, 0.5, 1.0], ["0%", "50%", "100%"])
+    canvas.text((14, 74), "share drifted", size=9, color=MUTED, anchor="mm", angle=90)
+    _magnitudes(canvas, ot, top, x_range)
+    return canvas
+
+
+def _magnitudes(canvas: Canvas, ot: Any, top: int, x_range: tuple[float, float]) -> None:
+    magnitudes = {name: relative_magnitude(series) for name, series in ot.features.items()}
+    ranked = sorted(magnitudes, key=lambda n: -np.nanmax(np.r_[magnitudes[n], 0.0]))[:top]
+    highest = max([1.0, *(float(np.nanmax(np.r_[magnitudes[n], 0.0])) for n in ranked)])
+    low, high = np.log10(MAGNITUDE_FLOOR * 0.8), np.log10(highest * 1.3)
+    frame = Frame(canvas, (64.0, 136.0, 640.0, 370.0), x=x_range, y=(float(low), float(high)))
+    threshold = frame.py(0.0)  # log10(1)
+    for start in np.arange(frame.area[0], frame.area[2], 8.0):
+        canvas.line([(start, threshold), (min(start + 4.5, frame.area[2]), threshold)], DRIFT, width=0.9)
+    lines = []
+    for index, name in enumerate(ranked):
+        color = LINE_COLORS[index % len(LINE_COLORS)]
+        shown = np.log10(np.maximum(magnitudes[name], MAGNITUDE_FLOOR))
+        lines += [(run, color) for run in _runs(frame, shown)]
+        y = 150 + 17 * index  # the legend, right of the plot
+        lines.append(([(652.0, y), (672.0, y)], color))
+        canvas.text((678, y), _fit(canvas, f"{name} ({ot.features[name]['test']})", canvas.width - 682.0, 9),
+                    size=9, anchor="lm")
+    canvas.smooth_lines(lines, width=1.3, marker=1.9)
+    frame.axes()
+    decades = list(range(int(np.ceil(low)), int(np.floor(high)) + 1))
+    frame.y_ticks([float(k) for k in decades], [format_tick(10.0**k, 10.0**k) for k in decades])
+    canvas.text((14, 253), "statistic relative to threshold", size=9, color=MUTED, anchor="mm", angle=90)
+    step = max(1, int(np.ceil(len(ot.periods) / 8)))
+    ticks = list(range(0, len(ot.periods), step))
+    frame.x_ticks([float(i) for i in ticks], [ot.starts[i][:10] for i in ticks], size=8.5, angle=30)
+
+
+def _runs(frame: Frame, values: np.ndarray) -> list[list[tuple[float, float]]]:
+    """Runs of consecutive finite values as canvas points (a missing period breaks the line)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for i, value in enumerate(values):
+        if np.isfinite(value):
+            runs[-1].append((frame.px(float(i)), frame.py(float(value))))
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+

@@ -1,8 +1,8 @@
 """The drift report as one self-contained HTML page, and its JSON summary.
 
 The page (template ``drift_report.html``) works offline and opens fast: inline CSS, figures
-embedded as base64 PNG (the per-feature panels and the contribution chart drawn directly by
-:mod:`helpers.reports.drift_images`, a few milliseconds each; drift over time by matplotlib), and
+embedded as base64 PNG drawn directly by :mod:`helpers.reports.drift_images` (a few milliseconds
+each; :mod:`helpers.reports.drift_plots` draws the same panels with matplotlib for notebooks), and
 only aggregated data (bin and category counts, statistics), never
 a row of the input. From the top:
 the decision with its reason, the drift coefficient and the share of drifted features; the
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core.files import write_text
-from helpers.reports import drift_images, drift_plots
+from helpers.reports import drift_images
 from helpers.reports.raster import Canvas
 from helpers.reports.render import MISSING, render
 from helpers.stats.results import TEST_LABEL, DriftReport, FeatureDrift
@@ -65,8 +65,11 @@ def report_images(report: DriftReport) -> dict[str, str]:
 
 
 def report_canvases(report: DriftReport) -> dict[str, Canvas]:
-    """The directly drawn panels: ``contributions`` and ``feature:<name>`` for each compared feature."""
+    """The report's panels, drawn directly: ``contributions``, ``over_time`` (with a time column) and
+    ``feature:<name>`` for each compared feature."""
     canvases = {"contributions": drift_images.contributions_image(report)}
+    if report.over_time is not None:
+        canvases["over_time"] = drift_images.over_time_image(report)
     for feature in report.features:
         if feature.compared:
             canvases[f"feature:{feature.feature}"] = drift_images.feature_image(feature)
@@ -74,10 +77,7 @@ def report_canvases(report: DriftReport) -> dict[str, Canvas]:
 
 
 def _data_uris(report: DriftReport, canvases: dict[str, Canvas]) -> dict[str, str]:
-    images = {name: canvas.data_uri() for name, canvas in canvases.items()}
-    if report.over_time is not None:
-        images["over_time"] = drift_plots.to_data_uri(drift_plots.over_time(report))
-    return images
+    return {name: canvas.data_uri() for name, canvas in canvases.items()}
 
 
 def summary_cards(report: DriftReport) -> list[tuple[str, str]]:

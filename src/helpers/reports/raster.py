@@ -6,8 +6,8 @@ a few ticks, a title), so they are drawn here straight onto pixels, at ``SCALE``
 pixel so they stay sharp on high-density screens, with matplotlib's bundled DejaVu Sans and its
 tick choice (:class:`matplotlib.ticker.MaxNLocator`). A panel takes a few milliseconds.
 
-* :class:`Canvas` - an image measured in CSS pixels: rectangles, hatched rectangles, lines, text
-  (also rotated), PNG bytes and a ``data:`` URI;
+* :class:`Canvas` - an image measured in CSS pixels: rectangles, hatched rectangles, lines,
+  antialiased polylines with markers, text (also rotated), PNG bytes and a ``data:`` URI;
 * :class:`Frame` - a plot area on a canvas mapping data coordinates to pixels, with its axes and
   ticks;
 * :func:`nice_ticks`, :func:`blend` and :func:`format_tick` - the small helpers behind them.
@@ -31,14 +31,16 @@ from functools import cache
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.ticker import MaxNLocator
 from PIL import Image, ImageDraw, ImageFont
 
 SCALE = 1.5  # image pixels per CSS pixel
 INK, MUTED, AXIS = "#222222", "#777777", "#555555"
 FONT_FILE = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-PNG_COMPRESSION = 1  # zlib level: flat colours compress well and fast at this level
+PNG_COMPRESSION = 1  # zlib level: the fastest; flat colours compress well even so
 
+SMOOTHING = 3  # antialiased lines are drawn this many times larger, then averaged down
 Box = tuple[float, float, float, float]  # left, top, right, bottom in CSS pixels
 
 
@@ -116,6 +118,31 @@ class Canvas:
         """A polyline through ``points`` (CSS pixels)."""
         scaled = [(x * SCALE, y * SCALE) for x, y in points]
         self.draw.line(scaled, fill=color, width=max(1, round(width * SCALE)), joint="curve")
+
+    def smooth_lines(self, lines: Sequence[tuple[Sequence[tuple[float, float]], str]], width: float = 1.2,
+                     marker: float = 0.0) -> None:
+        """Antialiased polylines (each ``(points, colour)``, CSS pixels), with round markers of
+        radius ``marker`` at their points: drawn ``SMOOTHING`` times larger and averaged down."""
+        if not lines:
+            return
+        big = (self.image.width * SMOOTHING, self.image.height * SMOOTHING)
+        paint, cover = Image.new("RGB", big, "black"), Image.new("L", big, 0)
+        pen, mask = ImageDraw.Draw(paint), ImageDraw.Draw(cover)
+        factor = SCALE * SMOOTHING
+        for points, color in lines:
+            scaled = [(x * factor, y * factor) for x, y in points]
+            for draw, fill in ((pen, color), (mask, 255)):
+                if len(scaled) > 1:
+                    draw.line(scaled, fill=fill, width=max(1, round(width * factor)), joint="curve")
+                radius = marker * factor
+                for x, y in scaled if radius else ():
+                    draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
+        # ``paint`` holds colour x coverage (black where empty): composite over the image exactly
+        alpha = np.asarray(cover.reduce(SMOOTHING), dtype=np.float32)[..., None] / 255.0
+        colour = np.asarray(paint.reduce(SMOOTHING), dtype=np.float32)  # already times coverage
+        below = np.asarray(self.image, dtype=np.float32)
+        mixed = below * (1.0 - alpha) + colour
+        self.image.paste(Image.fromarray(np.clip(mixed + 0.5, 0, 255).astype(np.uint8)))
 
     def text(self, xy: tuple[float, float], text: str, size: float = 10, color: str = INK, anchor: str = "la",
              angle: float = 0) -> None:
