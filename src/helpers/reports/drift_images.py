@@ -36,7 +36,7 @@ from helpers.reports.drift_plots import (
     share_of_rows,
 )
 from helpers.reports.raster import INK, MUTED, Canvas, Frame, blend, format_tick, nice_ticks
-from helpers.stats.results import DriftReport, FeatureDrift
+from helpers.stats.results import DriftReport, FeatureDrift, OverTime
 
 FEATURE_SIZE = (400.0, 215.0)  # CSS pixels of one feature panel
 CONTRIBUTIONS_WIDTH = 620.0
@@ -66,8 +66,8 @@ def feature_image(feature: FeatureDrift) -> Canvas:
     canvas.text((width / 2, 6), _fit(canvas, feature_title(feature), width - 8, 11), size=11, color=title_color,
                 anchor="mt")
     if hist is None:
-        canvas.text((width / 2, height / 2), "; ".join(feature.notes) or "not compared", size=10, color=MUTED,
-                    anchor="mm")
+        note = _fit(canvas, "; ".join(feature.notes) or "not compared", width - 8, 10)
+        canvas.text((width / 2, height / 2), note, size=10, color=MUTED, anchor="mm")
         return canvas
     area = (46.0, 28.0, width - 10.0, bottom)
     if categorical:
@@ -145,6 +145,7 @@ def _fit(canvas: Canvas, text: str, width: float, size: float) -> str:
     """``text`` cut with an ellipsis to fit ``width`` CSS pixels."""
     if canvas.text_width(text, size) <= width:
         return text
+    text = text[: int(width / (0.25 * size))]  # no glyph is narrower than a quarter of the size
     while len(text) > 1 and canvas.text_width(text + "\u2026", size) > width:
         text = text[:-1]
     return text + "\u2026"
@@ -225,7 +226,7 @@ def over_time_image(report: DriftReport, top: int = 10) -> Canvas:
     return canvas
 
 
-def _magnitudes(canvas: Canvas, ot: Any, top: int, x_range: tuple[float, float]) -> None:
+def _magnitudes(canvas: Canvas, ot: OverTime, top: int, x_range: tuple[float, float]) -> None:
     magnitudes = {name: relative_magnitude(series) for name, series in ot.features.items()}
     ranked = sorted(magnitudes, key=lambda n: -np.nanmax(np.r_[magnitudes[n], 0.0]))[:top]
     highest = max([1.0, *(float(np.nanmax(np.r_[magnitudes[n], 0.0])) for n in ranked)])
