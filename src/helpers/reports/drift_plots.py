@@ -2,8 +2,9 @@
 
 Every function takes a :class:`~helpers.stats.results.DriftReport` (or one
 :class:`~helpers.stats.results.FeatureDrift`) and returns a :class:`matplotlib.figure.Figure` made
-without pyplot, so a notebook cell shows it once and nothing leaks. The HTML report embeds the
-same figures as base64 PNG with :func:`to_data_uri`.
+without pyplot, so a notebook cell shows it once and nothing leaks. The HTML report shows the
+same panels drawn directly (:mod:`helpers.reports.drift_images`, much faster than a figure);
+:func:`to_data_uri` embeds any of these figures in a page.
 
 * :func:`feature_figure` - baseline and target shares on the baseline's bins (numeric, with
   the share below and above the baseline range drawn as hatched end bars) or per category;
@@ -202,7 +203,7 @@ def _period_ticks(ax: Axes, x: np.ndarray, labels: list[str]) -> None:
 
 
 def report_figures(report: DriftReport) -> dict[str, Figure]:
-    """Every figure the HTML report shows, by name (``feature:<name>`` for each feature)."""
+    """Matplotlib versions of the HTML report's panels, by name (``feature:<name>`` for each feature)."""
     figures: dict[str, Figure] = {"contributions": contributions(report)}
     if report.over_time is not None:
         figures["over_time"] = over_time(report)
