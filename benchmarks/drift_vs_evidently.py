@@ -1,6 +1,6 @@
 """Benchmark: Driftgate's drift report against Evidently's DataDriftPreset on the same data.
 
-    .venv/bin/python benchmarks/drift_vs_evidently.py [--rows 100000 1000000]
+    .venv/bin/python benchmarks/drift_vs_evidently.py [--rows 100000 1000000] [--repeat N]
                                                       [--evidently-venv DIR] [--keep]
 
 Synthetic data: 15 numeric and 5 categorical (10 levels) columns, 7 of them shifted (3 numeric
@@ -13,7 +13,9 @@ imported:
 * Evidently: ``Report([DataDriftPreset()]).run`` plus ``save_html``.
 
 It prints both times, their ratio, the peak memory of each child (``ru_maxrss``), the HTML sizes,
-and whether both flag the same columns. Evidently 0.7 needs pandas below 3, so the script
+and whether both flag the same columns. With ``--repeat N`` the two run N times, one after the
+other in turn (the machine's load changes alike for both), and the table shows the median ratio
+of the N pairs and the median times. Evidently 0.7 needs pandas below 3, so the script
 installs it with pip into a separate virtual environment under a temporary folder (or reuses
 ``--evidently-venv``); that step needs access to the package index.
 """
@@ -189,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of runs per size (median ratio shown)")
     parser.add_argument("--evidently-venv", type=Path, help="reuse (or create) Evidently's environment here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data and reports)")
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "REF", "CUR", "HTML"), help=argparse.SUPPRESS)
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="driftgate-bench-"))
     try:
         ev_python = evidently_python(folder, args.evidently_venv)
-        rows = [_bench_size(folder, n, ev_python) for n in args.rows]
+        rows = [_bench_size(folder, n, ev_python, max(1, args.repeat)) for n in args.rows]
     finally:
         if args.keep:
             print(f"kept {folder}")
@@ -209,19 +212,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _bench_size(folder: Path, n: int, ev_python: Path) -> dict[str, Any]:
+def _bench_size(folder: Path, n: int, ev_python: Path, repeat: int = 1) -> dict[str, Any]:
     print(f"{n:,} rows a side: writing data ...", flush=True)
     reference, current = write_data(folder, n)
-    ours = measure(Path(sys.executable), "driftgate", reference, current, folder / f"driftgate_{n}.html")
-    print(
-        f"  driftgate {ours['seconds']:.2f} s (statistics and coefficient {ours['compare_seconds']:.2f} s, "
-        f"HTML {ours['html_seconds']:.2f} s; CPU {ours['cpu_seconds']:.2f} s), flags {ours['flagged']}",
-        flush=True,
-    )
-    theirs = measure(ev_python, "evidently", reference, current, folder / f"evidently_{n}.html")
-    print(f"  evidently {theirs['seconds']:.2f} s (CPU {theirs['cpu_seconds']:.2f} s), flags {theirs['flagged']}",
-          flush=True)
-    return {"rows": n, "ours": ours, "theirs": theirs}
+    pairs = []
+    for _ in range(repeat):
+        ours = measure(Path(sys.executable), "driftgate", reference, current, folder / f"driftgate_{n}.html")
+        print(
+            f"  driftgate {ours['seconds']:.2f} s (statistics and coefficient {ours['compare_seconds']:.2f} s, "
+            f"HTML {ours['html_seconds']:.2f} s; CPU {ours['cpu_seconds']:.2f} s), flags {ours['flagged']}",
+            flush=True,
+        )
+        theirs = measure(ev_python, "evidently", reference, current, folder / f"evidently_{n}.html")
+        print(f"  evidently {theirs['seconds']:.2f} s (CPU {theirs['cpu_seconds']:.2f} s), flags {theirs['flagged']}",
+              flush=True)
+        pairs.append((ours, theirs))
+    return {"rows": n, "ours": _median_run([o for o, _ in pairs]), "theirs": _median_run([t for _, t in pairs]),
+            "speed_up": _median([t["seconds"] / o["seconds"] for o, t in pairs]),
+            "cpu_speed_up": _median([t["cpu_seconds"] / o["cpu_seconds"] for o, t in pairs])}
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last run with every number replaced by its median over ``runs``."""
+    merged = dict(runs[-1])
+    for key, value in runs[-1].items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and all(r.get(key) is not None for r in runs):
+            merged[key] = _median([r[key] for r in runs])
+    return merged
 
 
 def _print_table(results: list[dict[str, Any]]) -> None:
@@ -236,14 +259,15 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         same = ours["flagged"] == theirs["flagged"]
         print(
             f"{r['rows']:>10,} {ours['seconds']:>12.2f} {theirs['seconds']:>12.2f} "
-            f"{theirs['seconds'] / ours['seconds']:>8.1f}x {theirs['cpu_seconds'] / ours['cpu_seconds']:>12.1f}x "
+            f"{r['speed_up']:>8.1f}x {r['cpu_speed_up']:>12.1f}x "
             f"{_fmt(ours['peak_mb']):>11} {_fmt(theirs['peak_mb']):>11} "
             f"{ours['html_mb']:>11.2f} {theirs['html_mb']:>11.2f}  {'yes' if same else 'NO'}"
         )
         if not same:
             print(f"{'':>10} driftgate: {ours['flagged']}\n{'':>10} evidently: {theirs['flagged']}")
     print(f"\nshifted by construction: {sorted(SHIFTED)}")
-    print("speed-up is wall time; CPU speed-up compares process CPU time (steadier on a busy machine)")
+    print("speed-up is wall time; CPU speed-up compares process CPU time (steadier on a busy machine);")
+    print("with --repeat, each is the median over the pairs of runs, and so are the times")
 
 
 def _fmt(value: float | None) -> str:

@@ -2,8 +2,9 @@
 
 Every function takes a :class:`~helpers.stats.results.DriftReport` (or one
 :class:`~helpers.stats.results.FeatureDrift`) and returns a :class:`matplotlib.figure.Figure` made
-without pyplot, so a notebook cell shows it once and nothing leaks. The HTML report embeds the
-same figures as base64 PNG with :func:`to_data_uri`.
+without pyplot, so a notebook cell shows it once and nothing leaks. The HTML report shows the
+same panels drawn directly (:mod:`helpers.reports.drift_images`, much faster than a figure);
+:func:`to_data_uri` embeds any of these figures in a page.
 
 * :func:`feature_figure` - baseline and target shares on the baseline's bins (numeric, with
   the share below and above the baseline range drawn as hatched end bars) or per category;
@@ -66,10 +67,11 @@ def draw_feature(ax: Axes, feature: FeatureDrift, legend: bool = True) -> None:
         if legend:
             ax.set_ylabel("share of rows", fontsize=8)
             ax.legend(fontsize=7, frameon=False)
-    ax.set_title(_feature_title(feature), fontsize=9, color=DRIFT if feature.drifted else "black")
+    ax.set_title(feature_title(feature), fontsize=9, color=DRIFT if feature.drifted else "black")
 
 
-def _feature_title(feature: FeatureDrift) -> str:
+def feature_title(feature: FeatureDrift) -> str:
+    """A feature panel's title: name, verdict and the decision (``num0 [DRIFT] ks 0.012 < 0.05``)."""
     if not feature.compared or feature.statistic is None:
         return f"{feature.feature}: not compared"
     verdict = "DRIFT" if feature.drifted else "ok"
@@ -79,8 +81,8 @@ def _feature_title(feature: FeatureDrift) -> str:
 
 def _draw_numeric(ax: Axes, hist: dict[str, Any]) -> None:
     edges = np.asarray(hist["edges"], dtype=float)
-    base = _shares(hist["baseline"])
-    target = _shares(hist["target"])
+    base = share_of_rows(hist["baseline"])
+    target = share_of_rows(hist["target"])
     ax.stairs(base[1:-1], edges, fill=True, color=BASELINE, alpha=0.45, label="baseline")
     ax.stairs(target[1:-1], edges, fill=True, color=TARGET, alpha=0.45, label="target")
     step = edges[1] - edges[0]
@@ -93,15 +95,16 @@ def _draw_numeric(ax: Axes, hist: dict[str, Any]) -> None:
 
 def _draw_categorical(ax: Axes, hist: dict[str, Any]) -> None:
     labels = [str(label)[:14] for label in hist["labels"]]
-    base = _shares(hist["baseline"])
-    target = _shares(hist["target"])
+    base = share_of_rows(hist["baseline"])
+    target = share_of_rows(hist["target"])
     x = np.arange(len(labels))
     ax.bar(x - 0.2, base, width=0.4, color=BASELINE, label="baseline")
     ax.bar(x + 0.2, target, width=0.4, color=TARGET, label="target")
     ax.set_xticks(x, labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
 
 
-def _shares(counts: Sequence[int]) -> np.ndarray:
+def share_of_rows(counts: Sequence[int]) -> np.ndarray:
+    """Counts as shares of their total (all zeros stay zeros)."""
     values = np.asarray(counts, dtype=float)
     total = values.sum()
     return values / total if total else values
@@ -200,7 +203,7 @@ def _period_ticks(ax: Axes, x: np.ndarray, labels: list[str]) -> None:
 
 
 def report_figures(report: DriftReport) -> dict[str, Figure]:
-    """Every figure the HTML report shows, by name (``feature:<name>`` for each feature)."""
+    """Matplotlib versions of the HTML report's panels, by name (``feature:<name>`` for each feature)."""
     figures: dict[str, Figure] = {"contributions": contributions(report)}
     if report.over_time is not None:
         figures["over_time"] = over_time(report)

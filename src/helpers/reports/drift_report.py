@@ -1,7 +1,9 @@
 """The drift report as one self-contained HTML page, and its JSON summary.
 
 The page (template ``drift_report.html``) works offline and opens fast: inline CSS, figures
-embedded as base64 PNG, and only aggregated data (bin and category counts, statistics), never
+embedded as base64 PNG drawn directly by :mod:`helpers.reports.drift_images` (a few milliseconds
+each; :mod:`helpers.reports.drift_plots` draws the same panels with matplotlib for notebooks), and
+only aggregated data (bin and category counts, statistics), never
 a row of the input. From the top:
 the decision with its reason, the drift coefficient and the share of drifted features; the
 table of every feature (drifted first) with its test, statistic, threshold and decision; the
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers.core.files import write_text
-from helpers.reports import drift_plots
+from helpers.reports import drift_images
+from helpers.reports.raster import Canvas
 from helpers.reports.render import MISSING, render
 from helpers.stats.results import TEST_LABEL, DriftReport, FeatureDrift
 
@@ -49,15 +52,32 @@ def render_html(report: DriftReport, title: str = "Drift report") -> str:
 
 def report_context(report: DriftReport, title: str) -> dict[str, Any]:
     """What ``drift_report.html`` (and the pages extending it) need to show ``report``."""
-    return {"title": title, "report": report, "images": report_images(report), "cards": summary_cards(report),
+    canvases = report_canvases(report)
+    return {"title": title, "report": report, "images": _data_uris(report, canvases), "cards": summary_cards(report),
+            "widths": {name: round(canvas.width) for name, canvas in canvases.items()},
             "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "test_labels": TEST_LABEL, "side_rows": side_rows}
 
 
 def report_images(report: DriftReport) -> dict[str, str]:
-    """The report's figures as data URIs: ``contributions``, ``over_time`` and ``feature:<name>``."""
-    figures = drift_plots.report_figures(report)
-    return {name: drift_plots.to_data_uri(fig) for name, fig in figures.items()}
+    """The report's figures as PNG data URIs: ``contributions``, ``over_time`` and ``feature:<name>``."""
+    return _data_uris(report, report_canvases(report))
+
+
+def report_canvases(report: DriftReport) -> dict[str, Canvas]:
+    """The report's panels, drawn directly: ``contributions``, ``over_time`` (with a time column) and
+    ``feature:<name>`` for each compared feature."""
+    canvases = {"contributions": drift_images.contributions_image(report)}
+    if report.over_time is not None:
+        canvases["over_time"] = drift_images.over_time_image(report)
+    for feature in report.features:
+        if feature.compared:
+            canvases[f"feature:{feature.feature}"] = drift_images.feature_image(feature)
+    return canvases
+
+
+def _data_uris(report: DriftReport, canvases: dict[str, Canvas]) -> dict[str, str]:
+    return {name: canvas.data_uri() for name, canvas in canvases.items()}
 
 
 def summary_cards(report: DriftReport) -> list[tuple[str, str]]:
