@@ -65,6 +65,8 @@ def test_the_folder_holds_the_model_wheel_and_recipes(packaged: Path, tmp_path: 
     assert names == {"model", "wheels", "requirements.txt", "serve.yaml", "entrypoint.sh", "Dockerfile",
                      "compose.yaml", "README.md", "package.json"}
     assert (packaged / "model" / "MLmodel").is_file()
+    meta = yaml.safe_load((packaged / "model" / "registered_model_meta").read_text())
+    assert meta == {"model_name": "bike-serve-test", "model_version": "1"}
     assert [p.name for p in (packaged / "wheels").iterdir()] == [f"driftgate-{metadata.version('driftgate')}"
                                                                   "-py3-none-any.whl"]
     manifest = json.loads((packaged / "package.json").read_text())
@@ -145,6 +147,15 @@ def test_the_entrypoint_refuses_to_start_without_a_token(packaged: Path) -> None
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "entrypoint: set DRIFTGATE_TOKEN to the bearer token clients must send (see README.md)"]
+
+
+def test_a_model_folder_packages_too(packaged: Path, tmp_path: Path) -> None:
+    params = load_params(tmp_path / "params.yaml")
+    result = package_service(params, out=tmp_path / "again", model_uri=str(packaged / "model"),
+                             wheel=stand_in_wheel(tmp_path))
+    assert (result.model.name, result.model.version) == (None, None)
+    assert (result.out / "model" / "model.skops").read_bytes() == (packaged / "model" / "model.skops").read_bytes()
+    assert "driftgate-bike-serve-test:latest" in (result.out / "Dockerfile").read_text()  # mlflow.model_name
 
 
 # --------------------------------------------------------------------------- requirements
@@ -228,12 +239,15 @@ def test_a_file_in_the_way_and_a_bad_wheel_are_one_line(
     other = str(tmp_path / "other.whl")
     code, _, err = _cli(capsys, "--params", params, "--out", str(tmp_path / "d"), "--wheel", other)
     assert code == 2 and "not a driftgate wheel file" in err and not (tmp_path / "d").exists()
+    code, _, err = _cli(capsys, "--params", str(tmp_path), "--out", str(tmp_path / "d"))
+    assert code == 2 and "params file not found" in err and len(err.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- the real thing
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # pip installs some 170 distributions into the fresh venv
 def test_the_package_installs_in_a_fresh_venv_and_serves_the_models_predictions(
     tmp_path: Path, registered: RegisteredModels
 ) -> None:

@@ -68,13 +68,14 @@ class PackageResult:
     model: PackagedModel
     wheel: Path
     requirements: list[str]
+    image: str  # the image name the Dockerfile and compose.yaml use
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for the CLI."""
         version = f" version {self.model.version}" if self.model.version else ""
         return (f"driftgate package: {self.model.uri}{version} -> {self.out} ({len(self.requirements)} pinned "
-                f"requirements, {self.wheel.name}); build it with: docker build -t {image_name(self.model)} {self.out}")
+                f"requirements, {self.wheel.name}); build it with: docker build -t {self.image} {self.out}")
 
 
 def package_service(
@@ -125,7 +126,7 @@ def _build(params: Params, staging: Path, out: Path, model_uri: str, wheel: str 
                 "python": platform.python_version(), "platform": context["platform"],
                 "created": context["created"], "requirements": len(lines), "notes": notes}
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return PackageResult(out, model, out / WHEEL_DIR / built.name, lines, notes)
+    return PackageResult(out, model, out / WHEEL_DIR / built.name, lines, context["image"], notes)
 
 
 # --------------------------------------------------------------------------- the destination
@@ -188,9 +189,9 @@ def table_sections(params: Params) -> str:
     return yaml.safe_dump(sections, sort_keys=False, default_flow_style=None).rstrip() + "\n"
 
 
-def image_name(model: PackagedModel, name: str | None = None) -> str:
-    """``driftgate-<model>:<version>``, a valid image reference."""
-    return f"driftgate-{slug(name or model.name or 'model')}:{model.version or 'latest'}"
+def image_name(model: PackagedModel, name: str) -> str:
+    """``driftgate-<name>:<version>`` (``latest`` for an unregistered model), a valid image reference."""
+    return f"driftgate-{slug(name)}:{model.version or 'latest'}"
 
 
 def slug(text: str) -> str:

@@ -4,6 +4,8 @@
 ``runs:/`` or a folder) into a plain MLflow model folder. :func:`driftgate_wheel` builds a wheel
 of this driftgate from its source tree (``pip wheel --no-deps``, in a copy of the tree so
 concurrent builds never share a ``build/`` folder), or copies the wheel it was installed from.
+A registered model's folder gets MLflow's ``registered_model_meta`` file (its name and version),
+as ``mlflow.artifacts.download_artifacts`` writes it for a ``models:/`` URI.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import yaml
+
 from helpers.core.errors import DriftgateError, ParamsError, RegistryError, ServeError
 from helpers.serving.formatting import first_line
 from helpers.serving.models import ModelRef, registry_client, resolve_version
 from helpers.serving.requirements import DRIFTGATE
 
 MLMODEL = "MLmodel"  # the file that makes a folder an MLflow model
+REGISTERED_MODEL_META = "registered_model_meta"  # MLflow's record of a downloaded version's name and number
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "LICENSE.txt", "setup.cfg", "setup.py")
 WHEEL_TIMEOUT = 600.0  # seconds pip may take to build the wheel
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -74,6 +79,9 @@ def download_model(model_uri: str, dest: Path, *, tracking_uri: str | None = Non
             raise ServeError(f"{model_uri}: not an MLflow model (no {MLMODEL} file in {source}); "
                              "pass --model a registered model, a runs:/ URI or a model folder")
         shutil.move(local, dest)
+    if ref is not None:  # what MLflow itself writes when it downloads a models:/ URI
+        meta = {"model_name": ref.name, "model_version": version}
+        (dest / REGISTERED_MODEL_META).write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
     return PackagedModel(model_uri, ref.name if ref else None, version, str(source))
 
 
