@@ -246,6 +246,20 @@ def test_a_file_in_the_way_and_a_bad_wheel_are_one_line(
 # --------------------------------------------------------------------------- the real thing
 
 
+def _served_url(proc: subprocess.Popen[str]) -> str:
+    """The URL in the service's start-up line (the first of its stdout lines that has one)."""
+    seen = []
+    for _ in range(20):
+        line = proc.stdout.readline() if proc.stdout else ""
+        found = re.search(r"https?://127\.0\.0\.1:\d+", line)
+        if found:
+            return found.group(0)
+        seen.append(line)
+        if not line:
+            break
+    raise AssertionError(f"the service did not start: {''.join(seen)!r}")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # pip installs some 170 distributions into the fresh venv
 def test_the_package_installs_in_a_fresh_venv_and_serves_the_models_predictions(
@@ -275,10 +289,7 @@ def test_the_package_installs_in_a_fresh_venv_and_serves_the_models_predictions(
                              "-p", f"serve.capture_dir={captures}", "-p", f"outputs.dir={tmp_path / 'outputs'}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=run_env, cwd=tmp_path)
     try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        found = re.search(r"https?://127\.0\.0\.1:\d+", line)
-        assert found, f"the service did not start: {line!r}"
-        url = found.group(0)
+        url = _served_url(proc)
         with ServeClient(url, token=TOKEN) as client:
             served = np.concatenate([client.predict(registered.rows.iloc[i:i + 50]).values for i in range(0, 200, 50)])
             assert client.request("GET", "/ping").status == 200
