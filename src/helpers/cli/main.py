@@ -9,6 +9,7 @@
     driftgate status / approve / rollback               the release state, by hand (cli.ops)
     driftgate deploy --if-new-version                   release a waiting challenger (cli.deploy)
     driftgate captures compact / recover                maintain the capture store (cli.captures)
+    driftgate package --out DIR                         a deployable folder: model, image recipe (cli.package)
 
 User mistakes print one line and exit 2 (bad params or data) or 1; no traceback. An internal
 error prints one line naming the file that holds its traceback; ``driftgate --debug COMMAND``
@@ -21,7 +22,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from helpers.cli import captures, deploy, drift, monitor, ops, serve
+from helpers.cli import captures, deploy, drift, monitor, ops, package, serve
 from helpers.cli.common import add_debug_arg, add_params_args, dispatch
 from helpers.core.config import load_params
 from helpers.modeling.data import check_params_against_data
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_params_args(index)
     index.set_defaults(func=_cmd_index)
 
-    for module in (drift, serve, ops, monitor, deploy, captures):
+    for module in (drift, serve, ops, monitor, deploy, captures, package):
         module.register(sub)
     for command in sub.choices.values():  # --debug also after the command; absent, the global value stays
         add_debug_arg(command, default=argparse.SUPPRESS)
