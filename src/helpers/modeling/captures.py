@@ -53,7 +53,9 @@ CAPTURE_COLUMNS: tuple[str, ...] = (
     "latency_ms",
     "model_name",
     "model_version",
+    "role",
 )
+ROLES: tuple[str, ...] = ("champion", "shadow", "canary")  # who answered a captured request
 FEEDBACK_COLUMNS: tuple[str, ...] = ("request_id", "row", "label", "timestamp")
 INPUT_PREFIX = "input_"  # given to an input column whose name clashes with a meta column
 UNREGISTERED = "unregistered"  # folder of a model served without a registered name
@@ -100,6 +102,7 @@ def read_captures(
     model: str | None,
     start: str | dt.date | dt.datetime | None = None,
     end: str | dt.date | dt.datetime | None = None,
+    roles: Sequence[str] | None = ("champion",),
 ) -> pd.DataFrame:
     """Captured rows of ``model`` with ``start <= timestamp < end`` (UTC), oldest first.
 
@@ -111,6 +114,9 @@ def read_captures(
         Registered model name (the folder under ``capture_dir``).
     start, end : str, date or datetime, optional
         Half-open time window; a date means midnight UTC. Either may be left out.
+    roles : sequence of str, optional
+        Keep rows answered in these roles (:data:`ROLES`; rows written before roles existed are
+        ``champion``); None keeps every row, shadow predictions included.
 
     Returns
     -------
@@ -123,6 +129,9 @@ def read_captures(
     >>> frame = read_captures("outputs/captures", "bike-demand", "2011-07-01", "2011-08-01")  # doctest: +SKIP
     """
     frame = _read_kind(capture_dir, model, "captures", start, end, CAPTURE_COLUMNS)
+    frame["role"] = frame["role"].fillna("champion") if "role" in frame else "champion"
+    if roles is not None:
+        frame = frame.loc[frame["role"].isin(list(roles))]
     return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)
 
 
@@ -225,6 +234,7 @@ _META_DTYPES: dict[str, str] = {
     "latency_ms": "float64",
     "model_name": "str",
     "model_version": "str",
+    "role": "str",
     "label": "float64",
 }
 

@@ -38,6 +38,9 @@ class CaptureRecord:
         The checked input rows (not modified afterwards; the writer converts them in bulk).
     outputs : dict of str to numpy.ndarray
         Output columns, each with one value per input row (see :func:`output_columns`).
+    role : str
+        ``champion`` (answered the request), ``canary`` (answered it instead of the champion) or
+        ``shadow`` (scored it beside the champion; the client never saw this prediction).
     """
 
     request_id: str
@@ -47,6 +50,7 @@ class CaptureRecord:
     model_version: str
     inputs: pd.DataFrame
     outputs: dict[str, np.ndarray]
+    role: str = "champion"
 
     @property
     def n_rows(self) -> int:
@@ -64,6 +68,7 @@ class CaptureRecord:
         model_version: str,
         latency_ms: float,
         timestamp: float | None = None,
+        role: str = "champion",
     ) -> CaptureRecord:
         """Build a record from the checked input frame and the model's outputs.
 
@@ -82,6 +87,7 @@ class CaptureRecord:
             model_version=model_version,
             inputs=inputs,
             outputs=output_columns(outputs, len(inputs)),
+            role=role,
         )
 
 

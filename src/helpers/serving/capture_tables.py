@@ -52,6 +52,7 @@ def capture_table(records: Sequence[CaptureRecord]) -> pa.Table:
         "latency_ms": pa.array(np.repeat([r.latency_ms for r in records], counts), type=pa.float64()),
         "model_name": pa.array(np.repeat([r.model_name for r in records], counts), type=pa.string()),
         "model_version": pa.array(np.repeat([r.model_version for r in records], counts), type=pa.string()),
+        "role": pa.array(np.repeat([r.role for r in records], counts), type=pa.string()),
     }
     inputs = pd.concat([r.inputs for r in records], ignore_index=True) if len(records) > 1 else records[0].inputs
     for name in inputs.columns:
