@@ -14,8 +14,10 @@ Example
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 RUNNING = "running"
@@ -83,3 +85,23 @@ def _parse(stamp: Any) -> dt.datetime | None:
     except (TypeError, ValueError):
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def recent_runs(outputs_dir: Path, limit: int = 5) -> list[dict[str, Any]]:
+    """The newest ``limit`` runs under ``outputs_dir/runs`` (newest first) and every older one
+    still ``running`` or ``abandoned``: run id, state (:func:`run_state`), start, and why a run
+    reads as abandoned."""
+    found = []
+    for i, path in enumerate(sorted((Path(outputs_dir) / "runs").glob("*/manifest.json"), reverse=True)):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        state = run_state(manifest)
+        if i >= limit and state not in (RUNNING, ABANDONED):
+            continue
+        found.append({"run_id": str(manifest.get("run_id", path.parent.name)), "status": state,
+                      "start": manifest.get("start"), "heartbeat": manifest.get("heartbeat"),
+                      "runner": manifest.get("runner"),
+                      "abandoned": abandoned_because(manifest) if state == ABANDONED else None})
+    return found
