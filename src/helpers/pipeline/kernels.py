@@ -23,7 +23,9 @@ from typing import Any
 
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL",  # no kernel start-up chatter
                     "--HistoryManager.hist_file=:memory:"]  # as papermill starts its kernels
-WARM_EXTRA = {"train": ["import mlflow"], "deploy": ["import mlflow", "import mlflow.sklearn"]}
+# what the step's helpers import inside functions (MLflow and the model format): seconds each
+WARM_EXTRA = {"train": ["import mlflow", "import mlflow.sklearn", "import mlflow.models", "import skops.io"],
+              "deploy": ["import mlflow", "import mlflow.sklearn", "import mlflow.pyfunc", "import skops.io"]}
 
 
 def notebook_imports(notebook: Path) -> list[str]:

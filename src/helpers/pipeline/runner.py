@@ -13,7 +13,12 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -117,6 +122,8 @@ def run_pipeline(
                 record, job = execute_step(step, notebooks / notebook, params, frozen, run_dir, show_progress,
                                            kernel=kernel, background=background)
                 html_jobs += [job] if job else []
+                if "mlflow" not in sys.modules:  # the runner logs the run at the end: import it meanwhile
+                    background.submit(_import_mlflow)
                 executed_before = True
             upstream = key
             record["key"] = _deploy_key(key, params) if step == "deploy" and record["status"] == "succeeded" else key
@@ -166,6 +173,13 @@ def run_pipeline(
         manifest["timings"]["mlflow_log_s"] = round(time.perf_counter() - t_log, 3)
         write_json(manifest_path, manifest)
     return result
+
+
+def _import_mlflow() -> None:
+    """Import MLflow (in the background worker: never beside another import of that thread)."""
+    with contextlib.suppress(Exception):
+        store.quiet_mlflow()
+        import mlflow  # noqa: F401
 
 
 def _reusable(params: Params, step: str, key: str, run_id: str, force: bool) -> tuple[Path, dict[str, Any]] | None:
@@ -248,11 +262,18 @@ def _log_run_to_mlflow(params: Params, run_dir: Path, manifest: dict[str, Any]) 
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"pipeline {manifest['run_id']}"):
         mlflow.set_tags({names.LINEAGE_RUN_ID: manifest["run_id"], names.RUN_STATUS: manifest["status"],
                          names.LINEAGE_GIT_COMMIT: str(manifest["git"].get("commit"))})
-        for step, headline in manifest.get("summaries", {}).items():
-            numbers = {f"{step}.{k}": float(v) for k, v in headline.items()
-                       if isinstance(v, int | float) and not isinstance(v, bool)}
-            if numbers:
-                mlflow.log_metrics(numbers)
-        for html in sorted(run_dir.glob("*.html")):
-            mlflow.log_artifact(str(html), artifact_path="reports")
-        mlflow.log_artifact(str(run_dir / MANIFEST), artifact_path="reports")
+        numbers = {f"{step}.{k}": float(v) for step, headline in manifest.get("summaries", {}).items()
+                   for k, v in headline.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        if numbers:
+            mlflow.log_metrics(numbers)
+        with tempfile.TemporaryDirectory(prefix="driftgate-reports-") as tmp:  # one upload, not one per page
+            for page in [*sorted(run_dir.glob("*.html")), run_dir / MANIFEST]:
+                _link_or_copy(page, Path(tmp) / page.name)
+            mlflow.log_artifacts(tmp, artifact_path="reports")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
