@@ -18,6 +18,7 @@ from helpers.pipeline.kernels import KERNEL_ARGUMENTS, Background, WarmKernel, s
 from helpers.pipeline.timings import step_timings
 from helpers.reports.pages import notebook_to_html
 
+WARM_START_TIMEOUT = 300  # seconds a pre-started kernel may take to finish its imports
 HtmlJob = tuple[dict[str, Any], Path, "Future[tuple[str, float]]"]
 # the HTML pages of the step notebooks: one may still be written by the background thread
 _PAGES = {name.removesuffix(".ipynb") + ".html" for name in STEP_NOTEBOOK.values()}
@@ -49,6 +50,8 @@ def execute_step(
             cwd=str(source.parent),
             extra_arguments=list(KERNEL_ARGUMENTS),
             km=manager,
+            # a warm kernel answers once its imports are done; a dead one is noticed at once anyway
+            start_timeout=WARM_START_TIMEOUT if manager is not None else 60,
         )
     except pm.PapermillExecutionError as exc:
         error = f"step {step} ({notebook}) failed at cell {exc.exec_count}: {exc.ename}: {first_line(exc.evalue)}"
