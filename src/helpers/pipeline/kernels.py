@@ -21,6 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from jupyter_client import KernelManager
+
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL",  # no kernel start-up chatter
                     "--HistoryManager.hist_file=:memory:"]  # as papermill starts its kernels
 # what the step's helpers import inside functions (MLflow and the model format): seconds each
@@ -53,8 +55,6 @@ class WarmKernel:
     (papermill then starts its own, and reports any error as usual)."""
 
     def __init__(self, kernel_name: str, notebook: Path, step: str = "") -> None:
-        from jupyter_client import KernelManager
-
         self.manager: Any = None
         self._client: Any = None
         try:
