@@ -11,6 +11,7 @@ Example
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from helpers.core.errors import StepFailed
 from helpers.core.files import read_json, write_json
 from helpers.core.times import NAIVE, zone_name
 from helpers.modeling.data import TIME, check_params_against_data
+from helpers.pipeline import timings
 from helpers.reports.plots import show_figures_inline
 
 
@@ -72,12 +74,15 @@ def open_step(step: str, params_file: str, run_dir: str = "", overrides: list[st
 
     An empty ``run_dir`` (a notebook opened by hand) uses ``outputs/interactive/``.
     """
+    started = time.perf_counter()
     show_figures_inline()
     params = load_params(_find_params(params_file), overrides)
     _limit_threads(params.run.threads)
     frame = check_params_against_data(params)
     folder = Path(run_dir) if run_dir else params.outputs_dir / INTERACTIVE_RUN
     folder.mkdir(parents=True, exist_ok=True)
+    if run_dir:  # a pipeline run: the runner adds this to the step's timings in the manifest
+        timings.note(folder, step, load_s=time.perf_counter() - started)
     return StepContext(step=step, params=params, run_dir=folder.resolve(), frame=frame)
 
 

@@ -13,7 +13,12 @@ Example
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import signal
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,9 +34,13 @@ from helpers.core.times import utc_now_iso
 from helpers.modeling.data import check_params_against_data
 from helpers.modeling.estimators import check_model_params
 from helpers.pipeline.cache import code_hash, find_reusable, reuse_step, step_key
+from helpers.pipeline.heartbeat import Heartbeat
+from helpers.pipeline.kernels import Background, WarmKernel
 from helpers.pipeline.manifest import collect_summaries, extra_reports, freeze_params, new_manifest, new_run_id
+from helpers.pipeline.steps import execute_step, finish_html
 from helpers.registry import store
-from helpers.reports.pages import notebook_to_html, write_index
+from helpers.registry.state import registry_fingerprint
+from helpers.reports.pages import write_index
 
 
 def notebook_dir(params: Params) -> Path:
@@ -71,8 +80,12 @@ def run_pipeline(
     """Validate params, then run the notebooks in order into a new run folder.
 
     A step whose notebook, code, parameters, data and upstream steps are unchanged since a
-    successful run is reused (its files are linked into the new folder) unless ``force``.
+    successful run is reused (its files are linked into the new folder) unless ``force``; the
+    deploy step also needs the registry as that run left it. While a step runs, the next step's
+    kernel starts and the last notebook's HTML is rendered; a heartbeat thread keeps the
+    manifest's ``heartbeat`` fresh, so a run whose runner died reads as ``abandoned``.
     """
+    t_setup = time.perf_counter()
     params = load_params(params_file, overrides)
     check_params_against_data(params)
     check_model_params(params)
@@ -84,30 +97,48 @@ def run_pipeline(
     frozen = freeze_params(params, run_dir)
     manifest = new_manifest(run_id, params, overrides or [], project=notebooks.parent)
     manifest_path = run_dir / MANIFEST
-    write_json(manifest_path, manifest)
+    beat = Heartbeat(manifest_path, manifest)
     chosen = [(step, STEP_NOTEBOOK[step]) for step in STEPS if steps is None or step in steps]
     show_progress = params.run.progress if progress is None else progress
     result = RunResult(run_id=run_id, run_dir=run_dir, status="running", manifest=manifest)
     upstream = hash_mapping({"params": params.params_hash, "data": manifest["data"], "code": code_hash()})
     ctrl_c = _CtrlC()
+    background, html_jobs, warm = Background(), [], _Warm(params, notebooks)
+    manifest["timings"] = {"setup_s": round(time.perf_counter() - t_setup, 3)}
+    beat.start()
     try:
-        for step, notebook in chosen:
+        executed_before = force
+        for index, (step, notebook) in enumerate(chosen):
             key = step_key(notebooks / notebook, upstream)
-            cached = None if force else find_reusable(params.outputs_dir, step, key, exclude=run_id)
+            cached = _reusable(params, step, key, run_id, force=executed_before if step == "deploy" else force)
             if cached is not None:
+                warm.drop(step, background)
                 record = reuse_step(cached, run_dir)
             else:
-                record = _execute_step(step, notebooks / notebook, params, frozen, run_dir, show_progress)
-            record["key"] = upstream = key
+                kernel = warm.take(step)
+                later = chosen[index + 1][0] if index + 1 < len(chosen) else None
+                if later is not None:
+                    warm.start(later)
+                record, job = execute_step(step, notebooks / notebook, params, frozen, run_dir, show_progress,
+                                           kernel=kernel, background=background)
+                html_jobs += [job] if job else []
+                if "mlflow" not in sys.modules:  # the runner logs the run at the end: import it meanwhile
+                    background.submit(_import_mlflow)
+                executed_before = True
+            upstream = key
+            record["key"] = _deploy_key(key, params) if step == "deploy" and record["status"] == "succeeded" else key
             if ctrl_c.pressed:  # a library below swallowed the KeyboardInterrupt: stop here all the same
                 record.update(status="interrupted", error="interrupted by the user (Ctrl-C)")
             manifest["steps"].append(record)
-            write_json(manifest_path, manifest)
+            beat.write(manifest)
             if ctrl_c.pressed:
                 raise KeyboardInterrupt
             if record["status"] != "succeeded":
-                result.error, result.failed_step = record["error"], step
                 break
+        finish_html(html_jobs, background)
+        failed = next((s for s in manifest["steps"] if s["status"] != "succeeded"), None)
+        if failed is not None:
+            result.error, result.failed_step = failed["error"], failed["name"]
         manifest["status"] = "failed" if result.error else "succeeded"
     except KeyboardInterrupt:
         manifest["status"] = "interrupted"
@@ -121,18 +152,83 @@ def run_pipeline(
                                       "error": "interrupted by the user (Ctrl-C)" if stopped_here else None})
         raise
     finally:
+        warm.close(background)
+        finish_html(html_jobs, background)
+        background.close()
         manifest["end"] = utc_now_iso()
         manifest["duration_s"] = round(time.time() - t0, 3)
         manifest["reused"] = [s["name"] for s in manifest["steps"] if s.get("reused_from")]
         manifest["summaries"] = collect_summaries(run_dir)
         manifest["extra_reports"] = extra_reports(run_dir)
+        beat.stop()
         write_json(manifest_path, manifest)
         result.status, result.manifest, result.steps = manifest["status"], manifest, manifest["steps"]
+        t_index = time.perf_counter()
         write_index(params.outputs_dir)
+        manifest["timings"]["index_s"] = round(time.perf_counter() - t_index, 3)
         ctrl_c.restore()
     if len(manifest["reused"]) < len(manifest["steps"]):  # a fully reused run has nothing new to log
+        t_log = time.perf_counter()
         _log_run_to_mlflow(params, run_dir, manifest)
+        manifest["timings"]["mlflow_log_s"] = round(time.perf_counter() - t_log, 3)
+        write_json(manifest_path, manifest)
     return result
+
+
+def _import_mlflow() -> None:
+    """Import MLflow (in the background worker: never beside another import of that thread)."""
+    with contextlib.suppress(Exception):
+        store.quiet_mlflow()
+        import mlflow  # noqa: F401
+
+
+def _reusable(params: Params, step: str, key: str, run_id: str, force: bool) -> tuple[Path, dict[str, Any]] | None:
+    """A cached execution of ``step`` to reuse (never when ``force``). The deploy step follows
+    every executed step (its inputs changed), so it is looked up only after reused ones."""
+    if force:
+        return None
+    return find_reusable(params.outputs_dir, step, _deploy_key(key, params) if step == "deploy" else key,
+                         exclude=run_id)
+
+
+def _deploy_key(key: str, params: Params) -> str:
+    """The deploy step's key: its own key and the registry state (aliases, approvals, rollbacks).
+
+    Looked up before the step, recorded after it: a rerun reuses the release only while the
+    registry is as that release left it."""
+    return hash_mapping({"step": key, "registry": registry_fingerprint(params)})
+
+
+class _Warm:
+    """At most one kernel started ahead, for a named step."""
+
+    def __init__(self, params: Params, notebooks: Path) -> None:
+        self.params, self.notebooks = params, notebooks
+        self.step: str | None = None
+        self.kernel: WarmKernel | None = None
+
+    def start(self, step: str) -> None:
+        """Start the kernel of ``step`` now (replacing none: call after :meth:`take`)."""
+        self.step, self.kernel = step, WarmKernel(self.params.run.kernel, self.notebooks / STEP_NOTEBOOK[step], step)
+
+    def take(self, step: str) -> WarmKernel | None:
+        """The kernel started for ``step`` (None if none was)."""
+        kernel = self.kernel if self.step == step else None
+        if kernel is not None:
+            self.step, self.kernel = None, None
+        return kernel
+
+    def drop(self, step: str, background: Background) -> None:
+        """``step`` is reused: shut its kernel down in the background."""
+        kernel = self.take(step)
+        if kernel is not None:
+            kernel.close(background)
+
+    def close(self, background: Background) -> None:
+        """Shut down any kernel not taken."""
+        if self.kernel is not None:
+            self.kernel.close(background)
+        self.step, self.kernel = None, None
 
 
 class _CtrlC:
@@ -155,49 +251,6 @@ class _CtrlC:
             self._previous = None
 
 
-def _execute_step(
-    step: str, source: Path, params: Params, frozen: Path, run_dir: Path, progress: bool
-) -> dict[str, Any]:
-    """Run one notebook with papermill, render its HTML, and return its manifest record."""
-    import papermill as pm
-
-    notebook = source.stem
-    output = run_dir / source.name
-    before = {p.name for p in run_dir.iterdir()}
-    started, t0 = utc_now_iso(), time.time()
-    record: dict[str, Any] = {"name": step, "notebook": output.name, "status": "running", "start": started}
-    error = None
-    try:
-        pm.execute_notebook(
-            str(source),
-            str(output),
-            parameters={"params_file": str(frozen), "run_dir": str(run_dir), "overrides": []},
-            kernel_name=params.run.kernel,
-            progress_bar=progress,
-            execution_timeout=params.run.timeout,
-            cwd=str(source.parent),
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],  # no kernel start-up chatter
-        )
-    except pm.PapermillExecutionError as exc:
-        error = f"step {step} ({notebook}) failed at cell {exc.exec_count}: {exc.ename}: {_first_line(exc.evalue)}"
-    except Exception as exc:  # kernel died, timeout, missing kernel
-        error = f"step {step} ({notebook}) failed: {exc.__class__.__name__}: {_first_line(str(exc))}"
-    record.update({"end": utc_now_iso(), "duration_s": round(time.time() - t0, 3)})
-    if output.is_file():
-        record["html"] = notebook_to_html(output).name
-    summary = run_dir / STEP_SUMMARY[step]
-    record["summary"] = summary.name if summary.is_file() else None
-    record["status"] = "failed" if error else "succeeded"
-    record["error"] = error
-    record["files"] = sorted({p.name for p in run_dir.iterdir() if not p.name.startswith(".")} - before)
-    return record
-
-
-def _first_line(text: str) -> str:
-    lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[0][:400] if lines else ""
-
-
 def _log_run_to_mlflow(params: Params, run_dir: Path, manifest: dict[str, Any]) -> None:
     """Log params, headline metrics and the HTML reports to the run's MLflow training run."""
     import mlflow
@@ -209,11 +262,18 @@ def _log_run_to_mlflow(params: Params, run_dir: Path, manifest: dict[str, Any]) 
     with mlflow.start_run(run_id=run_id, run_name=None if run_id else f"pipeline {manifest['run_id']}"):
         mlflow.set_tags({names.LINEAGE_RUN_ID: manifest["run_id"], names.RUN_STATUS: manifest["status"],
                          names.LINEAGE_GIT_COMMIT: str(manifest["git"].get("commit"))})
-        for step, headline in manifest.get("summaries", {}).items():
-            numbers = {f"{step}.{k}": float(v) for k, v in headline.items()
-                       if isinstance(v, int | float) and not isinstance(v, bool)}
-            if numbers:
-                mlflow.log_metrics(numbers)
-        for html in sorted(run_dir.glob("*.html")):
-            mlflow.log_artifact(str(html), artifact_path="reports")
-        mlflow.log_artifact(str(run_dir / MANIFEST), artifact_path="reports")
+        numbers = {f"{step}.{k}": float(v) for step, headline in manifest.get("summaries", {}).items()
+                   for k, v in headline.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        if numbers:
+            mlflow.log_metrics(numbers)
+        with tempfile.TemporaryDirectory(prefix="driftgate-reports-") as tmp:  # one upload, not one per page
+            for page in [*sorted(run_dir.glob("*.html")), run_dir / MANIFEST]:
+                _link_or_copy(page, Path(tmp) / page.name)
+            mlflow.log_artifacts(tmp, artifact_path="reports")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

@@ -17,6 +17,7 @@ from typing import Any
 from helpers.core import catalogue as names
 from helpers.core.catalogue import ALIASES
 from helpers.core.config import Params
+from helpers.core.liveness import ABANDONED, RUNNING, recent_runs
 from helpers.registry import store
 
 
@@ -35,6 +36,7 @@ def status(params: Params) -> dict[str, Any]:
         "aliases": aliases,
         "versions": versions,
         "last_rollback": json.loads(last) if last else None,
+        "runs": recent_runs(params.outputs_dir),
     }
 
 
@@ -82,7 +84,20 @@ def status_text(info: dict[str, Any]) -> str:
         rb = info["last_rollback"]
         lines.append(f"last rollback: v{rb['from_version']} -> v{rb['to_version']} at {rb['at']} by {rb['by']}: "
                      f"{rb['reason']}")
+    lines.extend(_run_lines(info.get("runs") or []))
     return "\n".join(lines)
+
+
+def _run_lines(runs: list[dict[str, Any]]) -> list[str]:
+    """The newest run, and every run still running or abandoned (its runner is gone)."""
+    shown = [run for i, run in enumerate(runs) if i == 0 or run["status"] in (RUNNING, ABANDONED)]
+    lines = []
+    for run in shown:
+        line = f"run {run['run_id']}: {run['status']}, started {run['start']}"
+        if run["status"] == ABANDONED:
+            line += f" (its runner stopped without finishing: {run['abandoned']})"
+        lines.append(line)
+    return lines
 
 
 def _version_lines(alias: str, v: dict[str, Any]) -> list[str]:

@@ -19,10 +19,12 @@ import contextlib
 import io
 import logging
 import os
+import re
 import tempfile
 import urllib.error
 import urllib.request
 import warnings
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -389,10 +391,33 @@ def alias_versions(client: Any, name: str) -> dict[str, str | None]:
     return out
 
 
+_PINNED = re.compile(r"models:/[^/@]+/\d+")
+_LOADED: OrderedDict[tuple[str, str], Any] = OrderedDict()  # the last few versions loaded by number
+_KEEP_LOADED = 4
+
+
 def load(uri: str) -> Any:
     """Load the scikit-learn estimator of a registered model by URI (``models:/name/3`` or
     ``models:/name@champion``): the sklearn flavour of a regressor, the classifier inside the
-    pyfunc of a classifier."""
+    pyfunc of a classifier.
+
+    A version named by number cannot change, so the last few loaded are kept (per registry):
+    scoring one version twice in a step loads it once. An alias is resolved at every call."""
+    import mlflow
+
+    key = (mlflow.get_registry_uri(), uri)
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+        return _LOADED[key]
+    model = _load(uri)
+    if _PINNED.fullmatch(uri):
+        _LOADED[key] = model
+        while len(_LOADED) > _KEEP_LOADED:
+            _LOADED.popitem(last=False)
+    return model
+
+
+def _load(uri: str) -> Any:
     import mlflow.artifacts
     import mlflow.pyfunc
     import mlflow.sklearn

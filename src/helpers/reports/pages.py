@@ -8,6 +8,7 @@ from typing import Any
 
 from helpers.core.catalogue import INDEX_HTML, MONITORING_DASHBOARD, MONITORING_DIR
 from helpers.core.files import read_json, write_text
+from helpers.core.liveness import ABANDONED, abandoned_because, run_state
 from helpers.reports.render import write_page
 
 _REMOTE_SCRIPT = re.compile(
@@ -61,10 +62,14 @@ def index_row(manifest: dict[str, Any]) -> dict[str, Any]:
     links += [{"file": extra, "label": extra.removesuffix(".html").replace("_", " ")}
               for extra in manifest.get("extra_reports") or []]
     links.append({"file": "manifest.json", "label": "manifest"})
+    status = run_state(manifest)
+    error = next((s.get("error") for s in steps if s.get("error")), None)
+    if status == ABANDONED:
+        error = f"the runner stopped without finishing: {abandoned_because(manifest)}"
     return {
         "run_id": run_id,
-        "status": str(manifest.get("status", "?")),
-        "error": next((s.get("error") for s in steps if s.get("error")), None),
+        "status": status,
+        "error": error,
         "start": str(manifest.get("start", "")),
         "duration": manifest.get("duration_s"),
         "metrics": metrics_text(summaries.get("train", {})),
