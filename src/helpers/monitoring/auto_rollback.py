@@ -95,12 +95,12 @@ def refusal(client: Any, name: str) -> str:
     version, no release since the last rollback, or a previous version that was rolled back."""
     champion = store.version_with_alias(client, name, CHAMPION)
     previous = store.version_with_alias(client, name, PREVIOUS)
-    if champion is None or previous is None:
-        return "no champion and previous version to roll back between"
     last = last_rollback(client, name)
-    if last and str(last.get("to_version")) == str(champion.version):
+    if champion is not None and last and str(last.get("to_version")) == str(champion.version):
         return (f"champion v{champion.version} was restored by the rollback of v{last.get('from_version')} at "
                 f"{last.get('at')} and no release came since: never two rollbacks in a row")
+    if champion is None or previous is None:
+        return "no champion and previous version to roll back between"
     if previous.tags.get(names.DECISION) == ROLLED_BACK:
         return (f"previous v{previous.version} was itself rolled back at {previous.tags.get(names.ROLLED_BACK_AT)} "
                 f"({previous.tags.get(names.ROLLBACK_REASON, '')[:200]}): never restore a rolled-back version")
