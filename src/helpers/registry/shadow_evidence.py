@@ -80,7 +80,8 @@ def side(rows: pd.DataFrame, shadow: bool) -> pd.DataFrame:
     """One version's outputs under the plain names (``prediction``, ``proba_<class>``) with the label."""
     if not shadow:
         return rows[[c for c in rows.columns if not c.startswith(SHADOW_PREFIX)]]
-    outputs = {c: c.removeprefix(SHADOW_PREFIX) for c in rows.columns if c.startswith(SHADOW_PREFIX)}
+    outputs = {c: c.removeprefix(SHADOW_PREFIX) for c in rows.columns
+               if c.startswith(SHADOW_PREFIX) and c != SHADOW_VERSION}
     kept = [c for c in rows.columns if c not in outputs.values() or c in CAPTURE_COLUMNS or c == LABEL]
     return rows[kept].rename(columns=outputs)
 
