@@ -5,7 +5,8 @@ captured rows against the profiles saved when the champion was trained; for a cl
 predicted label as a category, that is the class shares, and each ``proba_<class>`` as a numeric
 distribution), performance where feedback arrived (feedback labels are put in the type of the
 champion's classes first), one HTML report and JSON summary per window under ``outputs/monitoring/``,
-alerts through the configured sinks, and, when ``monitor.retrain`` is on, a retraining run of
+alerts through the configured sinks, with ``monitor.rollback`` an automatic rollback of a degrading
+champion or canary (:mod:`helpers.monitoring.auto_rollback`), and, when ``monitor.retrain`` is on, a retraining run of
 the pipeline on the window's labelled captures (the release gates then decide).
 
 Example
@@ -32,6 +33,7 @@ from helpers.core.paths import capture_dir_for
 from helpers.modeling.captures import read_captures, read_labeled_captures
 from helpers.modeling.metrics import metrics
 from helpers.monitoring.alerts import send_alert
+from helpers.monitoring.auto_rollback import auto_rollback
 from helpers.monitoring.baseline_sample import load_baseline_sample, traffic_coefficient
 from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
 from helpers.monitoring.estimates import with_estimates
@@ -263,6 +265,8 @@ def run_monitor(params: Params, *, window: Window | None = None, champion: Champ
     html_path = write_text(out_dir / f"{stem}.html", render_monitor_page(summary, report))
     summary["report_html"] = str(html_path)
     summary["alerts"] = [] if backfill else _alert(summary, params)
+    if params.monitor.rollback and not backfill:  # champion back to previous, or the canary ended
+        summary["rollback"] = auto_rollback(params, summary, window, champion.test_metrics)
     result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json", window=window,
                            labelled=labelled)
     write_json(result.json, summary)

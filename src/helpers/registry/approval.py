@@ -46,7 +46,7 @@ def approve(params: Params, version: str, *, by: str | None = None, note: str = 
     version = str(mv.version)
     _check_waiting(mv.tags, version)
     recorded = _recorded_gates(mv.tags, version)
-    failed = [r for r in recorded if r.gate != gates.APPROVAL and not r.passed]
+    failed = [r for r in recorded if r.gate != gates.APPROVAL and not r.passed and not r.pending]
     if failed:
         raise RegistryError(f"v{version}: recorded gates failed ({'; '.join(r.gate for r in failed)}); "
                             "approval cannot override a failed gate")

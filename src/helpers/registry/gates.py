@@ -103,6 +103,24 @@ def champion_gate(
     return GateResult(label, passed, reason)
 
 
+def with_agreement(result: GateResult, agreement: float | None, minimum: float, measure: str,
+                   rows: int) -> GateResult:
+    """The champion gate on shadow evidence: the two versions must also agree on at least
+    ``minimum`` (``gates.champion.min_agreement``) of the ``rows`` both answered.
+
+    Examples
+    --------
+    >>> gate = with_agreement(GateResult(CHAMPION_GATE, True, "f1 0.8 vs 0.7"), 0.5, 0.9, "same label", 40)
+    >>> gate.passed, gate.reason
+    (False, 'f1 0.8 vs 0.7; agreement 0.5 (same label) on 40 rows, required >= 0.9')
+    """
+    if agreement is None:
+        return result
+    enough = agreement >= minimum
+    text = f"agreement {agreement:.3g} ({measure}) on {rows} rows, required >= {minimum:.3g}"
+    return GateResult(result.gate, result.passed and enough, f"{result.reason}; {text}", result.pending)
+
+
 def validation_gate(investigate: dict[str, Any] | None, required: bool) -> GateResult:
     """Data validation from the investigate step must have passed (when required)."""
     label = "data validation"

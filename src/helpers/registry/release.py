@@ -57,11 +57,18 @@ def champion_result(params: Params, test: VersionTest) -> GateResult:
         return GateResult(gates.CHAMPION_GATE, False,
                           f"champion v{test.champion_version} cannot score the {test.rows} rows "
                           f"({test.champion_error}); compare by hand, then roll back or re-release")
+    if test.waiting:  # compare_on shadow: too little live evidence yet, neither pass nor fail
+        return GateResult(gates.CHAMPION_GATE, False, test.waiting, pending=True)
     result = gates.champion_gate(test.challenger, test.champion, params.gates.champion,
                                  params.data.task, test.champion_version)
     if test.estimated:  # captured rows without enough feedback: estimates, no labels
         method = "CBPE" if params.data.task == "classification" else "DLE"
-        result.reason = f"by ESTIMATED performance ({method}, captured rows without enough feedback): {result.reason}"
+        basis = f"{test.rows} rows without enough feedback"
+        result.reason = f"by ESTIMATED performance ({method}, {basis}): {result.reason}"
+    if test.shadow and test.champion is not None:
+        facts = test.shadow
+        result = gates.with_agreement(result, facts.get("agreement"), params.gates.champion.min_agreement,
+                                      str(facts.get("agreement_measure", "")), test.n_rows)
     return result
 
 
@@ -123,7 +130,8 @@ def release_version(
     Runs under the registry's release lock, so racing releases take turns. Inside the lock
     the champion is read again: if it changed since ``test`` was made (another release won),
     both versions are scored again on ``rows`` and the champion gate is redone, so a release
-    is always judged against the champion it replaces. ``expect(client)`` may raise to refuse
+    is always judged against the champion it replaces; so is a champion gate waiting for live
+    evidence (``compare_on: shadow``), on the fresh ``rows`` given. ``expect(client)`` may raise to refuse
     the release after the lock is taken (approval checks the version still waits). The
     decision is recorded as tags on the version.
     """
@@ -135,8 +143,9 @@ def release_version(
         before_mv = store.version_with_alias(client, name, CHAMPION)
         before = None if before_mv is None else str(before_mv.version)
         rechecked_from = None
-        if before != test.champion_version:
-            rechecked_from = test.champion_version or "none"
+        changed = before != test.champion_version
+        if changed or test.waiting:  # another release won, or the live evidence may have grown
+            rechecked_from = (test.champion_version or "none") if changed else None
             test = compare_versions(client, params, version, rows, test.rows)
             results = [champion_result(params, test) if r.gate == gates.CHAMPION_GATE else r for r in results]
         decision, reason = _explain(results, before, rechecked_from)

@@ -3,7 +3,9 @@
 The rows are the current window, the held-out test rows of the baseline window, or captured
 rows that received feedback (``gates.champion.compare_on``). With ``compare_on: captured`` and
 ``use_estimates: true``, captured rows lacking enough feedback are compared by each version's
-estimated performance on them instead (:mod:`helpers.registry.estimates`).
+estimated performance on them instead (:mod:`helpers.registry.estimates`). With ``compare_on: shadow``
+the versions are compared on the requests both answered live, the challenger as the shadow
+(:mod:`helpers.registry.shadow_evidence`): no scoring again, and the gate waits for evidence.
 
 Example
 -------
@@ -31,6 +33,7 @@ from helpers.registry import store
 from helpers.registry.classes import coerce_labels
 from helpers.registry.estimates import estimated_scores, is_unlabelled, unlabelled_captured_rows
 from helpers.registry.gates import GateResult
+from helpers.registry.shadow_evidence import SHADOW, paired, shadow_evidence, shadow_rows
 
 
 @dataclass
@@ -47,6 +50,8 @@ class VersionTest:
     champion_error: str | None = None  # the champion could not score these rows
     estimated: bool = False  # compared by estimated performance (captured rows without enough feedback)
     bands: dict[str, Any] = field(default_factory=dict)  # "challenger"/"champion" -> metric -> value, lower, upper
+    waiting: str = ""  # compare_on shadow: why the champion gate cannot decide yet (too little evidence)
+    shadow: dict[str, Any] = field(default_factory=dict)  # compare_on shadow: rows, labelled rows, agreement
 
     @property
     def table(self) -> pd.DataFrame:
@@ -68,7 +73,10 @@ class VersionTest:
 
 def comparison_rows(params: Params, frame: pd.DataFrame, which: str) -> pd.DataFrame:
     """The labelled rows both versions are scored on: the current window, the held-out test
-    rows of the baseline window, or captured rows with feedback (``captured``)."""
+    rows of the baseline window, captured rows with feedback (``captured``), or captured rows the
+    champion and the shadow version both answered (``shadow``, feedback where it came)."""
+    if which == SHADOW:
+        return shadow_rows(params)
     if which == "captured":
         return captured_rows(params)
     if which == "current":
@@ -102,6 +110,8 @@ def captured_rows(params: Params) -> pd.DataFrame:
 
 def compare_versions(client: Any, params: Params, version: str, rows: pd.DataFrame, which: str) -> VersionTest:
     """Load ``version`` and the current champion from the registry and score both on ``rows``."""
+    if which == SHADOW:
+        return compare_on_shadow(client, params, str(version), rows)
     name = params.mlflow.model_name
     by_estimate = is_unlabelled(rows, params)
     bands: dict[str, Any] = {}
@@ -123,6 +133,21 @@ def compare_versions(client: Any, params: Params, version: str, rows: pd.DataFra
     except (KeyError, ValueError, TypeError, DataError) as exc:  # e.g. trained on other features
         test.champion_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"
     return test
+
+
+def compare_on_shadow(client: Any, params: Params, version: str, rows: pd.DataFrame) -> VersionTest:
+    """The version test on the live evidence of :func:`shadow_rows`: ``version`` as the shadow of
+    the current champion (realized metrics, else estimates when allowed, else ``waiting``)."""
+    champion_mv = store.version_with_alias(client, params.mlflow.model_name, CHAMPION)
+    if champion_mv is None:
+        return VersionTest(rows=SHADOW, n_rows=0, span="", challenger_version=version, challenger={})
+    champion = str(champion_mv.version)
+    found = shadow_evidence(client, params, version, champion, rows)
+    span = _span(paired(rows, champion, version))
+    return VersionTest(rows=SHADOW, n_rows=found["n_rows"], span=span, challenger_version=version,
+                       challenger=found["challenger"], champion_version=champion, champion=found["champion"],
+                       estimated=found["estimated"], bands=found["bands"], waiting=found["waiting"],
+                       shadow=found["shadow"])
 
 
 def _score(uri: str, rows: pd.DataFrame, params: Params) -> dict[str, float]:

@@ -78,7 +78,7 @@ def write_release_page(path: Path, outcome: OutcomeLike, *, check: GateLike | No
     """Write the release decision page for ``outcome`` to ``path``."""
     return write_page(path, "release.html", title=title or f"Release of {outcome.model} v{outcome.version}",
                       outcome=outcome, check=check, facts=release_facts(outcome),
-                      test_note=version_test_note(outcome.test))
+                      test_note=version_test_note(outcome.test), shadow=shadow_facts(outcome.test))
 
 
 def write_rollback_page(path: Path, done: RollbackLike) -> Path:
@@ -103,6 +103,31 @@ def release_facts(outcome: OutcomeLike) -> list[tuple[str, str]]:
         facts.append(("decision basis", "ESTIMATED performance: the captured rows lack enough feedback, so "
                                         "challenger and champion were compared by their estimated metrics "
                                         "(gates.champion.use_estimates)"))
+    return [(label, _text(value)) for label, value in facts]
+
+
+def shadow_facts(test: VersionTestLike) -> list[tuple[str, str]]:
+    """The shadow comparison's facts (``compare_on: shadow``) as (label, text) rows; empty otherwise."""
+    shadow = getattr(test, "shadow", None) or {}
+    if not shadow:
+        return []
+    evidence = shadow.get("evidence")
+    basis = {"realized": "REALIZED metrics of each version's captured predictions on the rows with feedback",
+             "estimated": "ESTIMATED performance (too few rows with feedback; gates.champion.use_estimates)",
+             None: "none yet: the champion gate waits for more evidence"}[evidence]
+    agreement = shadow.get("agreement")
+    facts = [("shadow version", f"v{test.challenger_version} (challenger) beside champion v{test.champion_version}"),
+             ("rows both answered", f"{shadow.get('rows', 0)} rows of {shadow.get('requests', 0)} requests "
+                                    f"in the last {shadow.get('days', 0):g} days"),
+             ("rows with feedback", f"{shadow.get('labelled_rows', 0)} (gates.champion.min_rows "
+                                    f"{shadow.get('min_rows')})"),
+             ("decided on", basis),
+             ("estimates used", "yes" if evidence == "estimated" else "no"),
+             ("agreement", "-" if agreement is None else f"{agreement:.4f} ({shadow.get('agreement_measure')}), "
+                                                         f"required >= {shadow.get('min_agreement', 0):g}")]
+    waiting = getattr(test, "waiting", "")
+    if waiting:
+        facts.append(("waiting", waiting))
     return [(label, _text(value)) for label, value in facts]
 
 
