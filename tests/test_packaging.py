@@ -85,7 +85,8 @@ def test_uv_is_bootstrapped_from_its_own_locked_entry() -> None:
 def test_set_up_installs_the_lock_with_hashes_and_ci_only_calls_make_test() -> None:
     makefile = (ROOT / "Makefile").read_text()
     for installer in ("$(BIN)/python -m pip install", "$(UV) pip install"):
-        assert re.search(re.escape(installer) + r".* --require-hashes --no-deps( --compile-bytecode)? -r \$\(LOCK\)", makefile), installer
+        install_lock = r".* --require-hashes --no-deps( --compile-bytecode)? -r \$\(LOCK\)"
+        assert re.search(re.escape(installer) + install_lock, makefile), installer
     assert re.search(r"^\$\(STAMP\): \$\(LOCK\) pyproject.toml", makefile, re.M)
     assert re.search(r"^lock: ", makefile, re.M) and re.search(r"^test: \$\(STAMP\) browser", makefile, re.M)
     commands = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
