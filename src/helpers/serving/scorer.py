@@ -77,6 +77,9 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both", *,
     """
     ready: list[ScoreJob] = []
     for job in jobs:
+        if job.inputs is not None:  # checked already (a shadow job reusing its champion's checked rows)
+            ready.append(job)
+            continue
         try:
             frame, request_params = parse_invocation(job.body, job.content_type, job.model.schema)
             job.output = request_output(request_params, output)
