@@ -52,7 +52,7 @@ class Shadow:
         *,
         max_rows: int = 1000,
         max_queued: int = 10_000,
-        linger: float = 0.25,
+        linger: float = 1.0,
     ) -> None:
         self.followed = followed
         self.record = record
