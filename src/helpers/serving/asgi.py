@@ -4,8 +4,9 @@ The routes of MLflow's scoring protocol, so clients written for ``mlflow models 
 unchanged:
 
 ``POST /invocations``
-    JSON or CSV rows to score; answers ``{"predictions": [...]}`` and the request id in the
-    ``X-Request-Id`` header.
+    JSON or CSV rows to score; answers ``{"predictions": [...]}``, the request id in the
+    ``X-Request-Id`` header and the version that answered in ``X-Model-Version`` (the canary's
+    for the requests it answers; the value of the service's sticky header keeps a session on one).
 ``POST /feedback``
     ``{"request_ids": [...], "labels": [...]}`` (optionally ``"rows"``): ground truth.
 ``GET /ping``
@@ -69,6 +70,7 @@ ERROR_CODES: dict[int, str] = {
 _JSON_HEADER = (b"content-type", JSON_TYPE.encode())
 _CLOSE_HEADER = (b"connection", b"close")
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+_MODEL_VERSION_KEY = b"x-model-version"
 
 
 class Endpoints(Protocol):
@@ -91,8 +93,20 @@ class Endpoints(Protocol):
         """Count a request out with the status it was answered with."""
         ...
 
+    @property
+    def session_header(self) -> str | None:
+        """The request header whose value keeps a session on one version (None: no canary)."""
+        ...
+
     def submit(
-        self, body: bytes, content_type: str | None, request_id: str, *, timestamp: float, started: float
+        self,
+        body: bytes,
+        content_type: str | None,
+        request_id: str,
+        *,
+        timestamp: float,
+        started: float,
+        session: str | None = None,
     ) -> ScoreJob:
         """Hand an ``/invocations`` body to the scorer; the job's ``done`` future tells when it is scored."""
         ...
@@ -233,15 +247,20 @@ class ScoringApp:
     # ------------------------------------------------------------------ endpoints
     async def _invocations(self, request: Request, body: bytes, request_id: str) -> _Outcome:
         started, timestamp = time.perf_counter(), time.time()
+        header = self.endpoints.session_header
+        session = request.headers.get(header) if header else None
         job = self.endpoints.submit(
-            body, request.headers.get("content-type"), request_id, timestamp=timestamp, started=started
+            body, request.headers.get("content-type"), request_id, timestamp=timestamp, started=started, session=session
         )
         await asyncio.wrap_future(job.done)
+        version = [(_MODEL_VERSION_KEY, job.model.version.encode())] if job.model.version else []
+        if isinstance(job.error, InputError):
+            return error_answer(job.error.status, job.error.message, version), None, 0
         if job.error is not None:
             raise job.error
         if job.durable is not None:
             await _durable(job)
-        return Answer(200, job.payload), "predictions", job.n_rows
+        return Answer(200, job.payload, version), "predictions", job.n_rows
 
     async def _feedback(self, request: Request, body: bytes, request_id: str) -> _Outcome:
         content_type = request.headers.get("content-type")

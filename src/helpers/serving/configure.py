@@ -78,4 +78,8 @@ def service_from_params(
         max_batch_rows=serve.max_batch_rows,
         max_batch_delay=serve.max_batch_delay,
         output=serve.output,
+        shadow=serve.shadow,
+        canary=serve.canary.alias if serve.canary else None,
+        canary_share=serve.canary.share if serve.canary else 0.1,
+        sticky_header=serve.canary.sticky_header if serve.canary else "X-Session-Id",
     )

@@ -206,3 +206,68 @@ def _warm_up(model: LoadedModel, example: Any) -> None:
         model.predict(check_inputs(example.head(1), model.schema))
     except Exception as exc:
         raise ServeError(f"model {model.uri} fails on its own input example: {first_line(exc)}") from None
+
+
+def variant_uri(champion_uri: str, alias_or_version: str, key: str) -> str:
+    """The ``models:/`` URI of another version of the champion's registered model.
+
+    ``alias_or_version`` is an alias (``challenger``), a version number or a full ``models:/`` URI.
+
+    Examples
+    --------
+    >>> variant_uri("models:/bike-demand@champion", "challenger", "serve.shadow")
+    'models:/bike-demand@challenger'
+    >>> variant_uri("models:/bike-demand@champion", "3", "serve.shadow")
+    'models:/bike-demand/3'
+
+    Raises
+    ------
+    ServeError
+        When the champion is not a registered model and ``alias_or_version`` is not a URI.
+    """
+    name = alias_or_version.strip()
+    if ModelRef.parse(name) is not None:
+        return name
+    ref = ModelRef.parse(champion_uri)
+    if ref is None or not name:
+        raise ServeError(
+            f"{key} {alias_or_version!r} needs a registered champion (serve.model_uri models:/<name>@<alias>) "
+            "or a full models:/<name>@<alias> URI"
+        )
+    return f"models:/{ref.name}/{name}" if name.isdigit() else f"models:/{ref.name}@{name}"
+
+
+class FollowedModel:
+    """A model loaded from a ``models:/`` URI, reloaded by :meth:`refresh` when its alias moves.
+
+    Parameters
+    ----------
+    uri : str
+        ``models:/<name>@<alias>`` (followed) or ``models:/<name>/<version>``.
+    tracking_uri : str, optional
+        MLflow tracking store, also used as the registry.
+    """
+
+    def __init__(self, uri: str, tracking_uri: str | None) -> None:
+        self.uri = uri
+        self.tracking_uri = tracking_uri
+        self.ref = ModelRef.parse(uri)
+        self.model = load_model(uri, tracking_uri=tracking_uri)
+
+    @property
+    def follows(self) -> bool:
+        """Whether the URI names an alias (so :meth:`refresh` can switch versions)."""
+        return self.ref is not None and self.ref.alias is not None
+
+    def refresh(self) -> bool:
+        """Reload when the alias points at another version now; True when switched.
+
+        Raises whatever the registry or the loading raise (the caller counts it).
+        """
+        if not self.follows or self.ref is None:
+            return False
+        version = resolve_version(registry_client(self.tracking_uri), self.ref)
+        if version == self.model.version:
+            return False
+        self.model = load_model(self.uri, tracking_uri=self.tracking_uri, version=version)
+        return True

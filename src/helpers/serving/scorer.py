@@ -48,6 +48,7 @@ class ScoreJob:
     output: str | None = None  # what a classifier answers for this request (its params.output)
     error: BaseException | None = None  # an InputError is answered with its 4xx, anything else with 500
     durable: Future[Any] | None = None  # in sync capture mode: resolves once the capture is on disk
+    role: str = "champion"  # champion, canary (answered instead of the champion) or shadow (never answered)
 
     def finish(self) -> None:
         """Mark the job finished (wakes whoever waits on :attr:`done`); a second call does nothing."""
@@ -60,7 +61,7 @@ class ScoreJob:
         return 0 if self.inputs is None else len(self.inputs)
 
 
-def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both") -> int:
+def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both", *, encode: bool = True) -> int:
     """Parse, check, predict, encode: everything a request needs, for several at once.
 
     Requests of the same model whose checked frames have the same columns and types are
@@ -70,11 +71,15 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both") ->
     stacked or not (a classifier's labels and probabilities are stacked together). ``output`` is
     what a classifier answers (``label``, ``probabilities`` or ``both``; see
     :mod:`helpers.serving.outputs`) unless a request's ``params.output`` says otherwise. Each
-    job ends with ``payload`` (the JSON answer) or ``error``; the caller sets ``done``. Returns
-    the number of stacks (the model calls made when none fails).
+    job ends with ``payload`` (the JSON answer; left empty when ``encode`` is false, for jobs
+    nobody answers) or ``error``; the caller sets ``done``. Returns the number of stacks (the
+    model calls made when none fails).
     """
     ready: list[ScoreJob] = []
     for job in jobs:
+        if job.inputs is not None:  # checked already (a shadow job reusing its champion's checked rows)
+            ready.append(job)
+            continue
         try:
             frame, request_params = parse_invocation(job.body, job.content_type, job.model.schema)
             job.output = request_output(request_params, output)
@@ -91,11 +96,12 @@ def score_jobs(jobs: Sequence[ScoreJob], max_rows: int, output: str = "both") ->
             for job in stack:
                 _predict_one(job)
     for job in ready:
-        if job.error is None:
+        if job.error is None and encode:
             try:
                 job.payload = encode_predictions(job.outputs, job.output or output)
             except (TypeError, ValueError) as exc:
                 job.error = ServeError(f"the model's outputs cannot be sent as JSON: {exc}")
+        if job.error is None:
             job.latency_ms = (time.perf_counter() - job.started) * 1000.0
     return len(stacks)
 
@@ -171,6 +177,11 @@ class Scorer:
         Longest wait, in seconds, for more requests to join a call; 0 never waits.
     expected : callable
         How many requests could be on their way (the service passes its open connections).
+    after : callable, optional
+        Called with the jobs of each call once they are finished (their ``done`` resolved), on
+        the worker thread: the service hands answered requests to the shadow scorer there.
+    max_queued : int, optional
+        Most jobs waiting at once; :meth:`offer` refuses more (:meth:`submit` never refuses).
     """
 
     def __init__(
@@ -179,11 +190,15 @@ class Scorer:
         max_jobs: int = 256,
         linger: float = 0.0,
         expected: Callable[[], int] = lambda: 1,
+        after: Callable[[list[ScoreJob]], None] | None = None,
+        max_queued: int | None = None,
     ) -> None:
         self.process = process
         self.max_jobs = max_jobs
         self.linger = linger
         self.expected = expected
+        self.after = after
+        self.max_queued = max_queued
         self._jobs: list[ScoreJob] = []
         self._cond = threading.Condition()
         self._stopped = False
@@ -218,6 +233,24 @@ class Scorer:
             self._finish([job])
         return job.done
 
+    def offer(self, job: ScoreJob) -> bool:
+        """Queue ``job`` unless ``max_queued`` jobs wait already or the scorer is not running;
+        never blocks. Returns whether the job was queued (a refused job is left untouched)."""
+        with self._cond:
+            if self._stopped or self._thread is None:
+                return False
+            if self.max_queued is not None and len(self._jobs) >= self.max_queued:
+                return False
+            self._jobs.append(job)
+            self._cond.notify()
+        return True
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the worker."""
+        with self._cond:
+            return len(self._jobs)
+
     def run(self, job: ScoreJob) -> None:
         """Hand ``job`` to the worker and wait until it is done."""
         self.submit(job).result()
@@ -245,6 +278,15 @@ class Scorer:
         finally:
             for job in jobs:
                 job.finish()
+            self._after(jobs)
+
+    def _after(self, jobs: list[ScoreJob]) -> None:
+        if self.after is None:
+            return
+        try:
+            self.after(jobs)
+        except Exception:  # a bug in the hook must not stop the worker
+            logger.exception("after-scoring hook failed")
 
 
 _OPENMP: list[Any] | None = None

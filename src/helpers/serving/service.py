@@ -15,6 +15,10 @@ When the model URI names an alias (``models:/bike-demand@champion``) the service
 registry every ``alias_poll_interval`` seconds and, when the alias moves, loads the new version
 in the background and swaps it in; requests in flight finish on the version they started with.
 
+Beside the champion, ``shadow`` names a version that scores every request the champion answered,
+off the response path (:mod:`~helpers.serving.shadow`), and ``canary`` a version that answers a
+share of the requests (:mod:`~helpers.serving.canary`); both aliases are followed too.
+
 Security: binds 127.0.0.1 unless told otherwise, and refuses to listen beyond loopback without
 a token unless ``allow_public_without_token``; when a token is given, every endpoint but
 ``/ping`` needs it; ``tls_cert``/``tls_key`` serve HTTPS; request bodies above
@@ -41,6 +45,7 @@ import pandas as pd
 
 from helpers import __version__
 from helpers.core.errors import ServeError
+from helpers.serving.canary import Canary
 from helpers.serving.capture_records import CaptureRecord
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.capture_wal import CaptureNotDurable, wait_durable
@@ -51,6 +56,8 @@ from helpers.serving.protocol import feedback_from_body
 from helpers.serving.schema import InputError
 from helpers.serving.scorer import ScoreJob, Scorer, one_openmp_thread, score_jobs
 from helpers.serving.server import AsgiTransport, is_loopback
+from helpers.serving.shadow import Shadow
+from helpers.serving.variants import Variants, VariantSpec
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +113,12 @@ class ScoringService:
     output : {"both", "label", "probabilities"}
         What a classifier answers: each row's label and one probability per class (``both``),
         the labels only, or the probabilities only. Captures keep both; regressors ignore it.
+    shadow : str, optional
+        An alias, version or ``models:/`` URI scoring every request the champion answers, off
+        the response path, up to ``shadow_queue`` requests waiting (more are dropped, counted).
+    canary, canary_share, sticky_header : str, float, str
+        An alias, version or URI answering ``canary_share`` of the requests, sticky per value of
+        the ``sticky_header`` request header.
 
     Examples
     --------
@@ -135,6 +148,11 @@ class ScoringService:
         max_batch_delay: float = 0.002,
         model: LoadedModel | None = None,
         output: str = "both",
+        shadow: str | None = None,
+        shadow_queue: int = 10_000,
+        canary: str | None = None,
+        canary_share: float = 0.1,
+        sticky_header: str = "X-Session-Id",
     ) -> None:
         if max_body_bytes < 1:
             raise ServeError(f"max_body_bytes must be positive, got {max_body_bytes}")
@@ -173,10 +191,12 @@ class ScoringService:
             tls_key=tls_key,
         )
         self.scorer = (
-            Scorer(self._score, linger=max_batch_delay, expected=self.transport.open_connections)
+            Scorer(self._score, linger=max_batch_delay, expected=self.transport.open_connections, after=self._answered)
             if max_batch_rows > 0
             else None
         )
+        self._variant_spec = VariantSpec(shadow, shadow_queue, canary, canary_share, sticky_header)
+        self.variants = Variants()
         self._pool: ThreadPoolExecutor | None = None  # scores one request per thread when batching is off
         self._batching = {"model_calls": 0, "requests": 0}
         self._model = model
@@ -198,6 +218,10 @@ class ScoringService:
             return self
         if self._model is None:
             self._model = load_model(self.model_uri, tracking_uri=self.tracking_uri)
+        if self._variant_spec.shadow or self._variant_spec.canary:
+            self.variants = Variants.load(
+                self._variant_spec, self.model_uri, self.tracking_uri, self.record, max(1, self.max_batch_rows)
+            )
         if not is_loopback(self.host) and self.token is None:
             logger.warning("serving on %s without a bearer token (allow_public_without_token)", self.host)
         try:
@@ -208,6 +232,8 @@ class ScoringService:
             ) from None
         if self.capture is not None:
             self.capture.start()
+        if self.shadow is not None:
+            self.shadow.start()
         if self.scorer is not None:
             self.scorer.start()
         else:
@@ -215,7 +241,7 @@ class ScoringService:
         self._listening = True
         self._started_at = time.time()
         self.transport.serve()
-        if self.ref is not None and self.ref.alias and self.alias_poll_interval > 0:
+        if (bool(self.ref and self.ref.alias) or self.variants.follows) and self.alias_poll_interval > 0:
             self._spawn("alias-poller", self._poll_loop)
         logger.info("serving %s (version %s) at %s", self.model_uri, self.model.version, self.url)
         return self
@@ -239,6 +265,8 @@ class ScoringService:
             self.scorer.stop()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
+        if self.shadow is not None:
+            self.shadow.stop()  # after the champion's scorer: it scores what the champion answered
         if self.capture is not None:
             self.capture.close()
         self.transport.close()
@@ -304,6 +332,32 @@ class ScoringService:
     def _poll_loop(self) -> None:
         while not self._stop_event.wait(self.alias_poll_interval):
             self.check_alias()
+            self.variants.refresh(self._note_poll)
+
+    # ------------------------------------------------------------------ shadow and canary
+    @property
+    def shadow(self) -> Shadow | None:
+        """The shadow scoring every request the champion answers (None when not configured)."""
+        return self.variants.shadow
+
+    @property
+    def canary(self) -> Canary | None:
+        """The canary answering a share of the requests (None when not configured)."""
+        return self.variants.canary
+
+    @property
+    def session_header(self) -> str | None:
+        """The request header that keeps a session on one version (None without a canary)."""
+        return self.variants.session_header
+
+    def check_variants(self) -> list[str]:
+        """Poll the registry for the shadow's and canary's aliases; returns the roles switched."""
+        return self.variants.refresh(self._note_poll)
+
+    def _answered(self, jobs: list[ScoreJob]) -> None:
+        """Hand answered champion requests to the shadow (runs once their answers are released)."""
+        if self.shadow is not None:
+            self.shadow.offer(jobs)
 
     def _note_poll(self, exc: BaseException | None) -> None:
         with self._lock:
@@ -354,6 +408,7 @@ class ScoringService:
         *,
         timestamp: float | None = None,
         started: float | None = None,
+        session: str | None = None,
     ) -> ScoreJob:
         """Hand one request body to the scorer, on the current model; returns the job at once.
 
@@ -369,14 +424,19 @@ class ScoringService:
             The id the answer and the capture carry.
         timestamp, started : float, optional
             Arrival (:func:`time.time` and :func:`time.perf_counter`); default now.
+        session : str, optional
+            The value of the canary's sticky header: requests with the same value get the same
+            version (the canary answers ``job.role == "canary"`` jobs).
         """
+        canary = self.canary is not None and self.canary.answers(session)
         job = ScoreJob(
-            self.model,
+            self.canary.model if canary and self.canary is not None else self.model,
             body,
             content_type,
             request_id,
             time.time() if timestamp is None else timestamp,
             time.perf_counter() if started is None else started,
+            role="canary" if canary else "champion",
         )
         if self.scorer is not None:
             self.scorer.submit(job)
@@ -418,13 +478,14 @@ class ScoringService:
             job.error = job.error or exc
         finally:
             job.finish()
+            self._answered([job])
 
     def _score(self, jobs: list[ScoreJob]) -> None:
         calls = score_jobs(jobs, max(1, self.max_batch_rows), self.output)
         for job in jobs:
             if job.error is None:
                 job.durable = self.record(
-                    job.request_id, job.inputs, job.outputs, job.model, job.latency_ms, job.timestamp
+                    job.request_id, job.inputs, job.outputs, job.model, job.latency_ms, job.timestamp, job.role
                 )
         with self._lock:
             self._batching["model_calls"] += calls
@@ -456,8 +517,9 @@ class ScoringService:
         model: LoadedModel,
         latency_ms: float,
         timestamp: float,
+        role: str = "champion",
     ) -> Future[None] | None:
-        """Hand one answered request to the capture writer; never raises.
+        """Hand one scored request (answered, or scored by the shadow) to the capture writer; never raises.
 
         Returns
         -------
@@ -477,6 +539,7 @@ class ScoringService:
                 model_version=model.version or "",
                 latency_ms=latency_ms,
                 timestamp=timestamp,
+                role=role,
             )
             if self.capture.mode == "sync":
                 return self.capture.submit_durable(record)
@@ -512,6 +575,7 @@ class ScoringService:
                 "poll_interval": self.alias_poll_interval,
             },
             "batching": {"max_rows": self.max_batch_rows, "max_delay": self.max_batch_delay, **batching},
+            **self.variants.stats(),
             "started_at": iso_time(self._started_at) if self._started_at else None,
             "stopping": self._stopping,
         }
