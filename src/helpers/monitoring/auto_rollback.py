@@ -25,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -162,6 +163,31 @@ def canary_performance(params: Params, window: Any, reference: dict[str, float])
     return {**found, **judged}
 
 
+def canary_window(params: Params, window: Any) -> dict[str, Any] | None:
+    """What the canary did in ``window``, for the monitoring summary and history, or None when no
+    captured row of the window has the role ``canary``: the version that answered most canary
+    rows, its rows and labelled rows, its realized metrics (on the labelled rows) and its
+    estimated metrics (its own estimator; ``{}`` when it has none). Independent of ``serve.canary``
+    and of the alias, which an ended canary no longer has."""
+    root, name = capture_dir_for(params), params.mlflow.model_name
+    rows = read_captures(root, name, window.start, window.end, roles=(CANARY,))
+    if rows.empty:
+        return None
+    answered = rows["model_version"].astype(str)
+    version = str(answered.value_counts().index[0])
+    rows = rows.loc[answered == version].reset_index(drop=True)
+    labelled = join_feedback(rows, read_feedback(root, name, window.start, None))
+    labelled = labelled.loc[labelled["label"].notna()]
+    estimated: dict[str, Any] = {}
+    with contextlib.suppress(DataError, RegistryError):  # no estimate: the realized metrics alone
+        estimator, _ = version_estimator(store.get_version(store.connect(params), name, version).run_id)
+        got = estimate(estimator, rows, confidence=params.monitor.confidence) if estimator else {}
+        estimated = {metric: e.to_dict() for metric, e in got.items()}
+    return {"version": version, "rows": len(rows), "labelled_rows": len(labelled),
+            "realized": realized_metrics(params, version, labelled) if len(labelled) else {},
+            "estimated": estimated}
+
+
 class _Reference:
     """What :func:`helpers.monitoring.estimates.judge_estimate` reads of a monitored version."""
 
@@ -169,17 +195,22 @@ class _Reference:
         self.test_metrics, self.estimator = test_metrics, estimator
 
 
-def _judge_realized(params: Params, version: str, labelled: pd.DataFrame,
-                    reference: dict[str, float]) -> dict[str, Any]:
-    task, metric = params.data.task, params.monitor.metric
+def realized_metrics(params: Params, version: str, labelled: pd.DataFrame) -> dict[str, float]:
+    """The metrics of ``version``'s captured predictions on ``labelled`` rows (their ``label``)."""
+    task = params.data.task
     classes = store.logged_classes(f"models:/{params.mlflow.model_name}/{version}") \
         if task == "classification" else None
     if classes:
         truth = coerce_labels(labelled["label"], classes).to_numpy()
-        got = metrics(task, truth, labelled["prediction"].to_numpy(), probabilities(labelled, classes),
-                      classes=classes)
-    else:
-        got = metrics(task, labelled["label"].to_numpy(dtype=float), labelled["prediction"].to_numpy(dtype=float))
+        return metrics(task, truth, labelled["prediction"].to_numpy(), probabilities(labelled, classes),
+                       classes=classes)
+    return metrics(task, labelled["label"].to_numpy(dtype=float), labelled["prediction"].to_numpy(dtype=float))
+
+
+def _judge_realized(params: Params, version: str, labelled: pd.DataFrame,
+                    reference: dict[str, float]) -> dict[str, Any]:
+    task, metric = params.data.task, params.monitor.metric
+    got = realized_metrics(params, version, labelled)
     if metric not in got or metric not in reference:
         return {"judged_on": None, "degraded": False, "reason": f"{metric} not available for comparison"}
     limit, lower_is_better = allowed_limit(reference[metric], task, metric, params.monitor.max_degradation)

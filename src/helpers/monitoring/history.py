@@ -4,7 +4,9 @@ Each monitoring run records its window (:func:`record_window`): the window and m
 coefficient and the share of drifted features with their thresholds, each feature's test,
 statistic, threshold, p-value, decision and contribution, the prediction drift, the estimated
 and realized performance (``performance.estimated`` and ``performance.realized`` of the
-monitoring result, when present), and the row counts. A window with too few captured rows is
+monitoring result, when present), and the row counts. When rows of the window were answered by a
+canary (role ``canary``), ``canary`` holds the canary's version, rows and metrics apart from the
+champion's (:func:`canary_record`). A window with too few captured rows is
 recorded with ``status: "too few rows"`` and no statistics.
 
 Writing never leaves a file that readers cannot use: a new window is appended with one
@@ -78,6 +80,9 @@ def window_record(params: Params, summary: dict[str, Any], report: Any | None, p
         "performance": performance_record(params, summary.get("performance"), test_metrics),
         "report": Path(str(summary.get("report_html", ""))).name or None,
     }
+    canary = canary_record(params, summary.get("canary"))
+    if canary is not None:
+        record["canary"] = canary
     if report is not None:
         record["drift"].update(coefficient=report.coefficient, share_drifted=report.share_drifted,
                                drifted=bool(report.drifted))
@@ -109,6 +114,18 @@ def performance_record(params: Params, performance: dict[str, Any] | None,
     return {"metric": metric, "lower_is_better": lower_is_better, "reference": reference,
             "limit": degradation_limit(reference, params.monitor.max_degradation, lower_is_better),
             "estimated": _metric_values(performance.get("estimated")), "realized": _metric_values(realized)}
+
+
+def canary_record(params: Params, canary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The canary's own part of the window (``summary["canary"]``: the rows captured with role
+    ``canary``), apart from the champion's: its version, rows, labelled rows, and its realized and
+    estimated metrics as ``{"value", "lower", "upper"}``; None without canary rows."""
+    if not isinstance(canary, dict) or not canary.get("rows"):
+        return None
+    return {"version": None if canary.get("version") is None else str(canary["version"]),
+            "rows": canary.get("rows"), "labelled_rows": canary.get("labelled_rows"),
+            "metric": params.monitor.metric, "realized": _metric_values(canary.get("realized")),
+            "estimated": _metric_values(canary.get("estimated"))}
 
 
 def degradation_limit(reference: float | None, allowed: float, lower_is_better: bool) -> float | None:

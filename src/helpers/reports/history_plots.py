@@ -10,7 +10,8 @@ rows has no statistics and is drawn as a grey cross on the time axis.
 * :func:`feature_heatmap` - each feature's statistic relative to its threshold (1 = threshold);
 * :func:`prediction_figure` - the prediction drift statistic with its threshold;
 * :func:`performance_figure` - the estimated metric with its band, the realized metric, the
-  champion's test value and the ``monitor.max_degradation`` limit.
+  champion's test value and the ``monitor.max_degradation`` limit; a canary's estimated and
+  realized metric (history ``canary``) as series of their own.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from helpers.reports.drift_plots import BASELINE, DRIFT, GREY, OK, TARGET, relat
 from helpers.stats.results import PVALUE_TESTS
 
 WIDE = (9.0, 2.8)  # inches of a timeline
+CANARY = "#7b3294"  # the canary's series (purple)
 HEAT_LIMIT = 2.0  # the heat map's colours span 10**-2 .. 10**2 times the threshold
 
 
@@ -156,8 +158,11 @@ def performance_figure(records: Sequence[dict[str, Any]]) -> Figure:
     est = {k: _values(perf, lambda p, k=k: ((p.get("estimated") or {}).get(metric) or {}).get(k))
            for k in ("value", "lower", "upper")}
     realized = _values(perf, lambda p: ((p.get("realized") or {}).get(metric) or {}).get("value"))
+    canary = [r.get("canary") or {} for r in records]
+    canary_series = {kind: _values(canary, lambda c, kind=kind: ((c.get(kind) or {}).get(metric) or {}).get("value"))
+                     for kind in ("realized", "estimated")}
     title = f"{metric}: estimated and realized per window"
-    if not (np.isfinite(est["value"]).any() or np.isfinite(realized).any()):
+    if not any(np.isfinite(v).any() for v in (est["value"], realized, *canary_series.values())):
         _message(ax, f"no estimated or realized {metric} in any window")
         ax.set_title(title, fontsize=10)
         return fig
@@ -168,6 +173,7 @@ def performance_figure(records: Sequence[dict[str, Any]]) -> Figure:
         ax.plot(x, est["value"], color=BASELINE, marker="o", ms=3, lw=1.2, label="estimated")
     if np.isfinite(realized).any():
         ax.plot(x, realized, color=TARGET, marker="s", ms=4, lw=0, label="realized")
+    _canary_series(ax, x, canary_series)
     reference, limit = _values(perf, lambda p: p.get("reference")), _values(perf, lambda p: p.get("limit"))
     if np.isfinite(reference).any():
         ax.step(x, reference, where="post", color=GREY, ls=":", lw=1, label="champion's test value")
@@ -175,6 +181,14 @@ def performance_figure(records: Sequence[dict[str, Any]]) -> Figure:
         ax.step(x, limit, where="post", color=DRIFT, ls="--", lw=1, label="max_degradation limit")
     _finish(ax, metric, title)
     return fig
+
+
+def _canary_series(ax: Axes, x: list[Any], series: dict[str, np.ndarray]) -> None:
+    """The canary's realized and estimated metric, drawn apart from the champion's."""
+    if np.isfinite(series["estimated"]).any():
+        ax.plot(x, series["estimated"], color=CANARY, marker="o", ms=3, lw=1, ls="--", label="canary estimated")
+    if np.isfinite(series["realized"]).any():
+        ax.plot(x, series["realized"], color=CANARY, marker="^", ms=5, lw=0, label="canary realized")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -4,7 +4,8 @@ One self-contained page (template ``monitoring_dashboard.html``, figures as base
 ``<outputs>/monitoring/index.html``, one section per model: the drift coefficient with its
 threshold, the share of drifted features with ``drift.drift_share``, each feature's statistic as
 a heat map, the prediction drift, the estimated and realized metric with the band and the
-``monitor.max_degradation`` limit, and a table of the windows (newest first) linking each
+``monitor.max_degradation`` limit (a canary's metric as its own series), and a table of the
+windows (newest first, the canary's rows and metric in a column of their own) linking each
 window's monitoring page. The records come from :func:`helpers.monitoring.history.read_history`.
 
 Example
@@ -75,7 +76,19 @@ def window_row(record: dict[str, Any]) -> dict[str, str]:
                                               f"{' drift' if pred.get('drifted') else ''}",
             "estimated": "" if estimate.get("value") is None else format_number(estimate["value"]) + band,
             "realized": "" if realized.get("value") is None else format_number(realized["value"]),
-            "metric": metric, "report": str(record.get("report") or "")}
+            "metric": metric, "canary": canary_cell(record.get("canary"), metric),
+            "report": str(record.get("report") or "")}
+
+
+def canary_cell(canary: dict[str, Any] | None, metric: str) -> str:
+    """The canary's part of a window in the table: version, rows, realized (else estimated) metric."""
+    if not canary:
+        return ""
+    realized = ((canary.get("realized") or {}).get(metric) or {}).get("value")
+    estimated = ((canary.get("estimated") or {}).get(metric) or {}).get("value")
+    shown = f"{metric} {format_number(realized)}" if realized is not None else \
+        f"{metric} ~{format_number(estimated)} (estimated)" if estimated is not None else "no metric"
+    return f"v{canary.get('version')}: {format_number(canary.get('rows'))} rows, {shown}"
 
 
 def _percent(value: Any) -> str:
