@@ -7,7 +7,8 @@ first waits (too few labelled rows), then ``driftgate deploy --if-new-version`` 
 challenger on realized evidence. A deliberately bad version (two winter weeks) then answers half the
 traffic as canary; ``driftgate monitor`` with ``monitor.rollback: true`` ends the canary: alias
 removed, version tagged, an alert line written. The README's "Shadow, canary and automatic
-rollback" section runs the same sequence as commands.
+rollback" section runs the same sequence as commands. Traffic: the first 560 July rows in shadow,
+then 600 rows of late July and August with the canary.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import pytest
 
 from helpers.core import catalogue
 from helpers.core.config import Params, load_params
+from helpers.core.paths import capture_dir_for
+from helpers.modeling.captures import read_captures
+from helpers.monitoring import history
 from helpers.registry import release, version_test
 from helpers.registry import store as registry
 from helpers.registry.gates import WAITING, GateResult
@@ -76,7 +80,7 @@ def test_shadow_promotion_then_a_bad_canary_rolled_back(tmp_path: Path) -> None:
     params_file = write_params(tmp_path, **SETTINGS)
     params = load_params(params_file)
     name, client = params.mlflow.model_name, registry.connect(params)
-    july = month_rows(params, "2011-07-01", "2011-08-01")
+    traffic = month_rows(params, "2011-07-01", "2011-09-01")  # July and August, in order
 
     # 1. the January-April champion; the April-June challenger registered beside it
     champion = register_version(tmp_path, "champion", STALE, **SETTINGS)
@@ -84,10 +88,10 @@ def test_shadow_promotion_then_a_bad_canary_rolled_back(tmp_path: Path) -> None:
     challenger = register_version(tmp_path, "challenger", LATEST, **SETTINGS)
     assert registry.alias_versions(client, name)[catalogue.CHALLENGER] == challenger.version
 
-    # 2. the challenger in shadow over July; too few labelled rows yet: the release waits
+    # 2. the challenger in shadow over July traffic; too few labelled rows yet: the release waits
     shadow_file = write_params(tmp_path, name="shadow.yaml", **SETTINGS, **{"serve.shadow": catalogue.CHALLENGER})
     shadow = load_params(shadow_file)
-    first = _serve_and_replay(shadow, july.iloc[:240])
+    first = _serve_and_replay(shadow, traffic.iloc[:240])
     assert first["health"]["shadow"]["version"] == challenger.version and first["health"]["shadow"]["errors"] == 0
     waiting = _release(shadow, challenger)
     assert waiting.decision == WAITING and f"not enough evidence yet: 240 of {MIN_ROWS}" in waiting.reason
@@ -95,8 +99,8 @@ def test_shadow_promotion_then_a_bad_canary_rolled_back(tmp_path: Path) -> None:
     tags = client.get_model_version(name, challenger.version).tags
     assert tags[catalogue.DECISION] == WAITING
 
-    # 3. more July traffic; the deployment job, rerun, promotes it on realized evidence
-    _serve_and_replay(shadow, july.iloc[240:560])
+    # 3. more traffic; the deployment job, rerun, promotes it on realized evidence
+    _serve_and_replay(shadow, traffic.iloc[240:560])
     deployed = run_cli("deploy", "--params", str(shadow_file), "--if-new-version")
     assert deployed.returncode == 0, deployed.stderr[-3000:]
     assert "released" in deployed.stdout, deployed.stdout
@@ -112,8 +116,11 @@ def test_shadow_promotion_then_a_bad_canary_rolled_back(tmp_path: Path) -> None:
     canary_file = write_params(tmp_path, name="canary.yaml", **SETTINGS, **{"serve.canary": CANARY})
     canary = load_params(canary_file)
     since = pd.Timestamp.now(tz="UTC").floor("s")
-    served = _serve_and_replay(canary, july.iloc[560:1160])
-    assert served["health"]["canary"]["version"] == bad.version and served["health"]["canary"]["requests"] >= 5
+    served = _serve_and_replay(canary, traffic.iloc[560:1160])
+    answered = read_captures(capture_dir_for(canary), name, since, None, roles=("canary",))
+    canary_rows = len(answered)
+    assert served["health"]["canary"]["version"] == bad.version and set(answered["model_version"]) == {bad.version}
+    assert canary_rows >= 3 * BATCH, (canary_rows, served["health"]["canary"])
     until = pd.Timestamp.now(tz="UTC").ceil("s") + pd.Timedelta(seconds=1)
     monitored = run_cli("monitor", "--params", str(canary_file), "--from", since.isoformat(), "--to", until.isoformat())
     assert monitored.returncode == 0, monitored.stderr[-3000:]
@@ -125,3 +132,10 @@ def test_shadow_promotion_then_a_bad_canary_rolled_back(tmp_path: Path) -> None:
     assert "labelled canary rows, worse than the allowed" in tags[catalogue.ROLLBACK_REASON]
     [alert] = _rollback_alerts(canary)
     assert alert["action"] == "canary ended" and alert["version"] == bad.version
+    # the monitoring history keeps the canary's rows and metric apart from the champion's
+    [line] = history.read_history(history.history_path(canary), name)
+    assert line["version"] == challenger.version and line["rows"] == 600 - canary_rows
+    assert line["canary"]["version"] == bad.version and line["canary"]["rows"] == canary_rows
+    assert line["canary"]["labelled_rows"] == canary_rows
+    champion_rmse = line["performance"]["realized"]["rmse"]["value"]
+    assert line["canary"]["realized"]["rmse"]["value"] > line["performance"]["limit"] > champion_rmse
