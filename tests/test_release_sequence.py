@@ -40,7 +40,7 @@ pytestmark = pytest.mark.slow
 MIN_ROWS = 400  # labelled rows both versions answered before the shadow gate decides
 SETTINGS = {"gates.champion.compare_on": "shadow", "gates.champion.min_rows": MIN_ROWS,
             "monitor.rollback": True, "serve.flush_interval": 0.1, "serve.alias_poll_interval": 0}
-CANARY = {"alias": "canary", "share": 0.5}
+CANARY = {"alias": "challenger", "share": 0.5}  # the newest registered version: the bad one
 BATCH = 20  # rows per request
 
 
@@ -112,7 +112,7 @@ def test_shadow_promotion_then_a_bad_canary_rolled_back(tmp_path: Path) -> None:
 
     # 4. a deliberately bad version as canary for half the traffic; the monitor ends it
     bad = register_version(tmp_path, "bad", ONE_WEEK, **SETTINGS)
-    client.set_registered_model_alias(name, CANARY["alias"], bad.version)
+    assert registry.alias_versions(client, name)[catalogue.CHALLENGER] == bad.version
     canary_file = write_params(tmp_path, name="canary.yaml", **SETTINGS, **{"serve.canary": CANARY})
     canary = load_params(canary_file)
     since = pd.Timestamp.now(tz="UTC").floor("s")
