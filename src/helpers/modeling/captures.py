@@ -129,10 +129,16 @@ def read_captures(
     >>> frame = read_captures("outputs/captures", "bike-demand", "2011-07-01", "2011-08-01")  # doctest: +SKIP
     """
     frame = _read_kind(capture_dir, model, "captures", start, end, CAPTURE_COLUMNS)
-    frame["role"] = frame["role"].fillna("champion") if "role" in frame else "champion"
-    if roles is not None:
-        frame = frame.loc[frame["role"].isin(list(roles))]
+    frame = keep_roles(frame, roles)
     return frame.sort_values(["timestamp", "request_id", "row"], kind="stable").reset_index(drop=True)
+
+
+def keep_roles(frame: pd.DataFrame, roles: Sequence[str] | None = ("champion",)) -> pd.DataFrame:
+    """``frame``'s captured rows answered in one of ``roles`` (all with None), with a ``role``
+    column; rows written before roles existed are the champion's."""
+    frame = frame.copy()
+    frame["role"] = frame["role"].fillna("champion") if "role" in frame else "champion"
+    return frame if roles is None else frame.loc[frame["role"].isin(list(roles))]
 
 
 def read_feedback(

@@ -16,7 +16,7 @@ import pandas as pd
 
 from helpers.core.config import ComputeParams
 from helpers.core.times import as_utc
-from helpers.modeling.captures import capture_files, join_feedback, read_feedback
+from helpers.modeling.captures import capture_files, join_feedback, keep_roles, read_feedback
 from helpers.stats.dask_cluster import runner
 from helpers.stats.partition_profiles import RowFilter, profile_like
 from helpers.stats.partitions import open_table, read_part
@@ -74,4 +74,4 @@ def labelled_captures(capture_dir: str | Path, model: str | None, start: Any, en
 def _labelled_part(part: Any, window: RowFilter, feedback: pd.DataFrame) -> pd.DataFrame:
     frame = read_part(part, None).copy()
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return join_feedback(frame.loc[window.mask(frame)], feedback, how="inner")
+    return join_feedback(keep_roles(frame.loc[window.mask(frame)]), feedback, how="inner")
