@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from serve_common import bench_overrides  # noqa: E402
 from serve_load import (  # noqa: E402
     MODEL_NAME,
     LoadResult,
@@ -169,13 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="driftgate-durability-") as tmp:
         root = Path(tmp)
-        tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-        overrides = [
-            f"outputs.dir={root / 'outputs'}",
-            f"mlflow.tracking_uri={tracking_uri}",
-            f"mlflow.model_name={MODEL_NAME}",
-            "serve.alias_poll_interval=0",
-        ]
+        overrides = bench_overrides(root)
         params = load_params(args.params, overrides)
         print(f"training and registering {params.model.type} ...", flush=True)
         traffic = register_champion(params)

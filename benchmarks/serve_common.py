@@ -16,6 +16,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,9 +41,7 @@ def register_champion(params: Params) -> pd.DataFrame:
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
-    from helpers.registry import store as registry
 
     frame = load_frame(params)
     baseline = window(frame, params.windows.baseline)
@@ -57,7 +56,20 @@ def register_champion(params: Params) -> pd.DataFrame:
         "serve-bench", artifact_location=(params.outputs_dir / "mlartifacts").as_uri()
     )
     mlflow.set_tracking_uri(uri)
-    example = baseline[features].head(5)
+    version = log_version(model, baseline[features], experiment)
+    client.set_registered_model_alias(MODEL_NAME, "champion", version)
+    return current[features].reset_index(drop=True)
+
+
+def log_version(model: Any, features: pd.DataFrame, experiment: str) -> str:
+    """Log a fitted sklearn model as a new version of :data:`MODEL_NAME`; its version number."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from helpers.registry import store as registry
+
+    example = features.head(5)
     with warnings.catch_warnings(), mlflow.start_run(experiment_id=experiment):
         warnings.simplefilter("ignore")
         info = mlflow.sklearn.log_model(
@@ -69,8 +81,17 @@ def register_champion(params: Params) -> pd.DataFrame:
             skops_trusted_types=registry.trusted_types(model),
             pip_requirements=registry.model_requirements(),
         )
-    client.set_registered_model_alias(MODEL_NAME, "champion", str(info.registered_model_version))
-    return current[features].reset_index(drop=True)
+    return str(info.registered_model_version)
+
+
+def bench_overrides(root: Path) -> list[str]:
+    """Params overrides that keep a benchmark's outputs and MLflow store under ``root``."""
+    return [
+        f"outputs.dir={root / 'outputs'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"mlflow.model_name={MODEL_NAME}",
+        "serve.alias_poll_interval=0",
+    ]
 
 
 def free_port() -> int:

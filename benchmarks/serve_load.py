@@ -50,6 +50,7 @@ from serve_common import (  # noqa: E402
     JSON_HEADERS,
     MODEL_NAME,
     LoadResult,
+    bench_overrides,
     free_port,
     register_champion,
     run_load,
@@ -146,13 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="driftgate-bench-") as tmp:
         root = Path(tmp)
-        tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-        overrides = [
-            f"outputs.dir={root / 'outputs'}",
-            f"mlflow.tracking_uri={tracking_uri}",
-            f"mlflow.model_name={MODEL_NAME}",
-            "serve.alias_poll_interval=0",
-        ]
+        overrides = bench_overrides(root)
         params = load_params(args.params, overrides)
         print(f"training and registering {params.model.type} ({params.model.hyperparameters}) ...", flush=True)
         traffic = register_champion(params)
@@ -161,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         window_text = f"{params.windows.current.start}..{params.windows.current.end}"
         print(f"traffic: {len(traffic)} rows of {window_text}; {args.clients} clients", flush=True)
         log = root / "servers.log"
+        tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
         load = run_load_phases(args, tracking_uri, overrides, root, single, hundred, log) if "load" in phases else None
         shadow = run_shadow_phase(args, params, overrides, root, single, log) if "shadow" in phases else None
         run_durable = args.requests > 0 and "durability" in phases

@@ -30,6 +30,7 @@ from serve_common import (  # noqa: E402
     MODEL_NAME,
     LoadResult,
     free_port,
+    log_version,
     run_load,
     start_driftgate,
     stop,
@@ -47,32 +48,15 @@ PLAIN, SHADOWED = "driftgate, 1 row", "driftgate + shadow, 1 row"
 def register_challenger(params: Params) -> str:
     """Fit the params' model on the second half of the baseline window (other predictions, same
     cost) and register it as ``challenger``; returns its version."""
-    import warnings
 
-    import mlflow
-    import mlflow.sklearn
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
 
-    from helpers.registry import store as registry
 
     baseline = window(load_frame(params), params.windows.baseline)
     rows = baseline.iloc[len(baseline) // 2 :]
     features, target = params.data.features, params.data.target
     model = estimators.build_model(params, rows).fit(rows[features], rows[target])
-    example = rows[features].head(5)
-    with warnings.catch_warnings(), mlflow.start_run(experiment_id=_experiment(params)):
-        warnings.simplefilter("ignore")
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example,
-            registered_model_name=MODEL_NAME,
-            skops_trusted_types=registry.trusted_types(model),
-            pip_requirements=registry.model_requirements(),
-        )
-    version = str(info.registered_model_version)
+    version = log_version(model, rows[features], _experiment(params))
     client = MlflowClient(tracking_uri=params.tracking_uri, registry_uri=params.tracking_uri)
     client.set_registered_model_alias(MODEL_NAME, "challenger", version)
     return version
