@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import sys
 import threading
 from typing import Any
 
@@ -32,6 +33,10 @@ from helpers.serving.asgi import Endpoints, ScoringApp, error_body
 from helpers.serving.scorer import one_openmp_thread
 
 logger = logging.getLogger(__name__)
+
+# Seconds a thread holding the GIL keeps it while another wants it (Python's default is 5 ms): the
+# event loop waking for a request or an answer waits that long behind the scorer's pandas work.
+SWITCH_INTERVAL = 0.0005
 
 
 def url_for(host: str, port: int, scheme: str = "http") -> str:
@@ -256,6 +261,7 @@ class AsgiTransport:
             raise RuntimeError("bind() the transport before serve()")
         server = self._server = uvicorn.Server(self.config)
         sockets = [self._socket]
+        sys.setswitchinterval(SWITCH_INTERVAL)
 
         def run() -> None:
             one_openmp_thread()
