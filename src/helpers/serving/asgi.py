@@ -33,10 +33,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from helpers.serving.formatting import first_line
@@ -69,7 +69,8 @@ ERROR_CODES: dict[int, str] = {
 }
 _JSON_HEADER = (b"content-type", JSON_TYPE.encode())
 _CLOSE_HEADER = (b"connection", b"close")
-_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
+_REQUEST_ID_NAME = REQUEST_ID_HEADER.lower()
+_REQUEST_ID_KEY = _REQUEST_ID_NAME.encode()
 _MODEL_VERSION_KEY = b"x-model-version"
 
 
@@ -154,6 +155,35 @@ def json_answer(document: Any) -> Answer:
     return Answer(200, json.dumps(document, default=str).encode())
 
 
+class Request:
+    """What the endpoints read of a request: its headers (read once into a dict) and its body stream.
+
+    Lighter than Starlette's ``Request``, whose every header lookup scans and decodes the list.
+    """
+
+    __slots__ = ("headers", "receive")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:  # names come lower-cased; the first of repeated ones counts
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        self.headers = headers
+        self.receive = receive
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body's chunks as they arrive (plain or chunked); ``ClientDisconnect`` if the client goes."""
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                if body:
+                    yield body
+                if not message.get("more_body", False):
+                    return
+
+
 _Outcome = tuple[Answer, str | None, int]  # the answer, the kind of success and the rows it counts
 
 
@@ -190,7 +220,7 @@ class ScoringApp:
         request = Request(scope, receive)
         path = scope["path"].rstrip("/") or "/"
         method = scope["method"]
-        request_id = request_id_or_new(request.headers.get(REQUEST_ID_HEADER))
+        request_id = request_id_or_new(request.headers.get(_REQUEST_ID_NAME))
         if path == "/ping" and method in ("GET", "HEAD"):
             await self._send(send, Answer(200, b"\n"), request_id, body_pending=_has_body(request))
             return
@@ -248,7 +278,7 @@ class ScoringApp:
     async def _invocations(self, request: Request, body: bytes, request_id: str) -> _Outcome:
         started, timestamp = time.perf_counter(), time.time()
         header = self.endpoints.session_header
-        session = request.headers.get(header) if header else None
+        session = request.headers.get(header.lower()) if header else None
         job = self.endpoints.submit(
             body, request.headers.get("content-type"), request_id, timestamp=timestamp, started=started, session=session
         )

@@ -227,8 +227,7 @@ class Scorer:
         with self._cond:
             queued = not self._stopped and self._thread is not None
             if queued:
-                self._jobs.append(job)
-                self._cond.notify()
+                self._queue(job)
         if not queued:
             self._finish([job])
         return job.done
@@ -241,9 +240,17 @@ class Scorer:
                 return False
             if self.max_queued is not None and len(self._jobs) >= self.max_queued:
                 return False
-            self._jobs.append(job)
-            self._cond.notify()
+            self._queue(job)
         return True
+
+    def _queue(self, job: ScoreJob) -> None:
+        """Append ``job`` (the condition held); wake the worker only when it has something to do:
+        the first job, or enough for the call it lingers for (each needless wake-up takes the
+        GIL from the event loop that is still reading the other requests)."""
+        self._jobs.append(job)
+        waiting = len(self._jobs)
+        if waiting == 1 or self.linger <= 0 or waiting >= min(self.expected(), self.max_jobs):
+            self._cond.notify()
 
     @property
     def queued(self) -> int:

@@ -18,12 +18,14 @@ import ipaddress
 import logging
 import socket
 import ssl
+import sys
 import threading
 from typing import Any
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from helpers import __version__
 from helpers.core.errors import ServeError
@@ -31,6 +33,10 @@ from helpers.serving.asgi import Endpoints, ScoringApp, error_body
 from helpers.serving.scorer import one_openmp_thread
 
 logger = logging.getLogger(__name__)
+
+# Seconds a thread holding the GIL keeps it while another wants it (Python's default is 5 ms): the
+# event loop waking for a request or an answer waits that long behind the scorer's pandas work.
+SWITCH_INTERVAL = 0.0005
 
 
 def url_for(host: str, port: int, scheme: str = "http") -> str:
@@ -57,21 +63,37 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class JsonH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, answering protocol errors and the connection limit with JSON."""
+def _json_400(msg: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The JSON body and headers of the answer to a malformed HTTP request."""
+    body = error_body(400, f"malformed HTTP request: {msg}")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    return body, headers
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+class _JsonLimits:
+    """What both JSON protocols share: the JSON 503 beyond ``max_connections`` and the
+    keep-alive timer armed from the connection's start (uvicorn arms it only after a response,
+    so a connection that never sends a request would stay open, and count, forever)."""
+
+    app: Any
+    limit_concurrency: int | None
+    connections: set[Any]
+    tasks: set[Any]
+    loop: asyncio.AbstractEventLoop
+    timeout_keep_alive: float
+    timeout_keep_alive_task: Any
+
+    def _take_limit(self) -> None:
         self.max_connections = self.limit_concurrency
         self.limit_concurrency = None  # checked in _limited, with a JSON answer
         self.app_inside = self.app
         self.app = self._limited
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        # uvicorn arms the keep-alive timer only after a response: a connection that never
-        # sends a request would otherwise stay open (and count against max_connections) forever
-        self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self.timeout_keep_alive_handler)
+    def _arm_keep_alive(self) -> None:
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler  # type: ignore[attr-defined]
+        )
 
     async def _limited(self, scope: Any, receive: Any, send: Any) -> None:
         limit = self.max_connections
@@ -85,16 +107,45 @@ class JsonH11Protocol(H11Protocol):
             return
         await self.app_inside(scope, receive, send)
 
+
+class JsonH11Protocol(_JsonLimits, H11Protocol):
+    """uvicorn's h11 protocol (pure Python), answering protocol errors and the connection limit with JSON."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._take_limit()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_keep_alive()
+
     def send_400_response(self, msg: str) -> None:
-        body = error_body(400, f"malformed HTTP request: {msg}")
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]
+        body, headers = _json_400(msg)
         try:
             for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
                           h11.Data(data=body), h11.EndOfMessage()):
                 self.transport.write(self.conn.send(event) or b"")
         except h11.LocalProtocolError:  # a response was already under way: nothing more can be said
             pass
+        self.transport.close()
+
+
+class JsonHttpToolsProtocol(_JsonLimits, HttpToolsProtocol):
+    """uvicorn's httptools protocol (llhttp, in C: the fast one), with the same JSON answers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._take_limit()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_keep_alive()
+
+    def send_400_response(self, msg: str) -> None:
+        body, headers = _json_400(msg)
+        lines = [b"HTTP/1.1 400 Bad Request\r\n"]
+        lines += [name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *headers)]
+        self.transport.write(b"".join([*lines, b"\r\n", body]))
         self.transport.close()
 
 
@@ -143,11 +194,11 @@ class AsgiTransport:
         self.scheme = "https" if tls_cert else "http"
         self.config = uvicorn.Config(
             self.app,
-            http=JsonH11Protocol,
+            http=JsonHttpToolsProtocol,
             ws="none",
             lifespan="off",
             interface="asgi3",
-            loop="asyncio",
+            loop="auto",  # uvloop where installed (not on Windows)
             log_config=None,
             access_log=False,
             proxy_headers=False,
@@ -210,6 +261,7 @@ class AsgiTransport:
             raise RuntimeError("bind() the transport before serve()")
         server = self._server = uvicorn.Server(self.config)
         sockets = [self._socket]
+        sys.setswitchinterval(SWITCH_INTERVAL)
 
         def run() -> None:
             one_openmp_thread()
