@@ -305,3 +305,14 @@ def test_the_package_installs_in_a_fresh_venv_and_serves_the_models_predictions(
     installed = subprocess.run([str(venv / "bin" / "python"), "-c", "import helpers; print(helpers.__file__)"],
                                capture_output=True, text=True, env=env, timeout=60)
     assert installed.stdout.startswith(str(venv))  # the wheel's copy served, not the source tree
+
+
+def test_the_bundled_model_serves_and_captures_under_its_registered_name(packaged: Path) -> None:
+    import yaml
+
+    from helpers.serving.models import REGISTERED_MODEL_META, load_model
+
+    meta = yaml.safe_load((packaged / "model" / REGISTERED_MODEL_META).read_text())
+    model = load_model(str(packaged / "model"))
+    assert (model.name, model.version) == (meta["model_name"], str(meta["model_version"]))
+    assert model.capture_name == meta["model_name"] != "unregistered"

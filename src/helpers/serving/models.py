@@ -13,9 +13,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from helpers.core.errors import DriftgateError, RegistryError, ServeError
 from helpers.modeling.captures import UNREGISTERED
@@ -24,6 +26,9 @@ from helpers.serving.outputs import classifier_predict, is_classifier
 from helpers.serving.schema import InputSchema, check_inputs
 
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+
+
+REGISTERED_MODEL_META = "registered_model_meta"  # MLflow's record of a downloaded version's name and number
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,11 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, version: str 
     except Exception as exc:
         raise ServeError(f"cannot load model {model_uri} from {source}: {first_line(exc)}") from None
     schema, predict, direct, example, classes = loaded
+    name, version = (ref.name, version) if ref else registered_identity(model_uri)
     model = LoadedModel(
         uri=model_uri,
-        name=ref.name if ref else None,
-        version=version if ref else None,
+        name=name,
+        version=version,
         schema=schema,
         predict=predict,
         direct=direct,
@@ -158,6 +164,20 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, version: str 
     )
     _warm_up(model, example)
     return model
+
+
+def registered_identity(folder: str) -> tuple[str | None, str | None]:
+    """The registered name and version a downloaded model folder records (a ``driftgate package``
+    folder does, as MLflow does), so its captures land beside the registered model's; else None."""
+    meta = Path(folder.removeprefix("file://")) / REGISTERED_MODEL_META
+    try:
+        record = yaml.safe_load(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return None, None
+    if not isinstance(record, dict) or not record.get("model_name"):
+        return None, None
+    version = record.get("model_version")
+    return str(record["model_name"]), None if version is None else str(version)
 
 
 def _load_pyfunc(

@@ -29,11 +29,10 @@ import yaml
 
 from helpers.core.errors import DriftgateError, ParamsError, RegistryError, ServeError
 from helpers.serving.formatting import first_line
-from helpers.serving.models import ModelRef, registry_client, resolve_version
+from helpers.serving.models import REGISTERED_MODEL_META, ModelRef, registry_client, resolve_version
 from helpers.serving.requirements import DRIFTGATE
 
 MLMODEL = "MLmodel"  # the file that makes a folder an MLflow model
-REGISTERED_MODEL_META = "registered_model_meta"  # MLflow's record of a downloaded version's name and number
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "LICENSE.txt", "setup.cfg", "setup.py")
 WHEEL_TIMEOUT = 600.0  # seconds pip may take to build the wheel
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
