@@ -78,8 +78,9 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium not found: the browser tests will be skipped; install it with: $(CHROMIUM_HINT)"; fi
 
+# Everything, on two pytest-xdist workers (the slow lane's servers, notebooks and venv builds overlap).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # Everything but the tests marked slow (notebook runs, other driftgate processes, mlflow server,
 # Dask clusters, pip builds, Chromium, npm), on two worker processes, fewer generated tables.
