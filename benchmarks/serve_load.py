@@ -99,7 +99,7 @@ def run_durability(
                     if response.will_close:
                         conn.close()
                         conn = None
-                except OSError:  # the server is restarting: retry the same request
+                except (OSError, http.client.HTTPException):  # the server is restarting (or was killed mid-answer): retry
                     conn.close()
                     conn = None
                     with lock:
