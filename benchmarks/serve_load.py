@@ -99,7 +99,7 @@ def run_durability(
                     if response.will_close:
                         conn.close()
                         conn = None
-                except (OSError, http.client.HTTPException):  # the server is restarting (or was killed mid-answer): retry
+                except (OSError, http.client.HTTPException):  # restarting, or killed mid-answer: retry it
                     conn.close()
                     conn = None
                     with lock:
