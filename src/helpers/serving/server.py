@@ -84,13 +84,15 @@ class _JsonLimits:
     timeout_keep_alive: float
     timeout_keep_alive_task: Any
 
-    def _take_limit(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the uvicorn protocol this mixin comes before
         self.max_connections = self.limit_concurrency
         self.limit_concurrency = None  # checked in _limited, with a JSON answer
         self.app_inside = self.app
         self.app = self._limited
 
-    def _arm_keep_alive(self) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler  # type: ignore[attr-defined]
         )
@@ -111,14 +113,6 @@ class _JsonLimits:
 class JsonH11Protocol(_JsonLimits, H11Protocol):
     """uvicorn's h11 protocol (pure Python), answering protocol errors and the connection limit with JSON."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._take_limit()
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_keep_alive()
-
     def send_400_response(self, msg: str) -> None:
         body, headers = _json_400(msg)
         try:
@@ -132,14 +126,6 @@ class JsonH11Protocol(_JsonLimits, H11Protocol):
 
 class JsonHttpToolsProtocol(_JsonLimits, HttpToolsProtocol):
     """uvicorn's httptools protocol (llhttp, in C: the fast one), with the same JSON answers."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._take_limit()
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm_keep_alive()
 
     def send_400_response(self, msg: str) -> None:
         body, headers = _json_400(msg)
