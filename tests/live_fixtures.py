@@ -19,6 +19,7 @@ from helpers.modeling import data as data_mod
 from helpers.modeling.data import window
 from helpers.pipeline import context as pipeline
 from helpers.pipeline import train_step
+from helpers.registry import store as registry
 from helpers.serving.capture_records import CaptureRecord, FeedbackRecord
 from helpers.serving.capture_store import CaptureWriter
 from support import write_params
@@ -36,6 +37,17 @@ class Version:
     version: str
     model: Any
     summary: dict[str, Any]  # the train step's summary (evaluation.json)
+
+
+def release_champion(params_file: Path, run_dir: Path) -> str:
+    """Train on the params' baseline window and release it as champion, in process (what notebooks 03 and 04 do)."""
+    ctx = pipeline.open_step("train", str(params_file), str(run_dir))
+    rows = train_step.training_data(ctx)
+    model = train_step.fit(ctx, rows.train)
+    summary = train_step.register(ctx, model, rows, train_step.evaluate(ctx, model, rows))
+    version = summary["model"]["version"]
+    registry.promote(registry.connect(ctx.params), ctx.params.mlflow.model_name, version)
+    return version
 
 
 def register_version(folder: Path, label: str, baseline: tuple[str, str], **changes: Any) -> Version:

@@ -15,32 +15,22 @@ from helpers.core.config import load_params
 from helpers.modeling.data import window
 from helpers.monitoring import monitor
 from helpers.pipeline import context as pipeline
-from helpers.pipeline import retrain, train_step
+from helpers.pipeline import retrain
 from helpers.registry import store as registry
 from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.replay import replay
 from helpers.serving.service import ScoringService
+from live_fixtures import release_champion
 from support import ROOT, driftgate_cmd, write_params
 
 pytestmark = pytest.mark.slow
-
-
-def _champion(params_file: Path, run_dir: Path) -> str:
-    """Train on January-April and release it, in process (what notebooks 03 and 04 do)."""
-    ctx = pipeline.open_step("train", str(params_file), str(run_dir))
-    rows = train_step.training_data(ctx)
-    model = train_step.fit(ctx, rows.train)
-    summary = train_step.register(ctx, model, rows, train_step.evaluate(ctx, model, rows))
-    version = summary["model"]["version"]
-    registry.promote(registry.connect(ctx.params), ctx.params.mlflow.model_name, version)
-    return version
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("monitor")
     params_file = write_params(folder, **{"monitor.retrain_test_share": 0.3})
-    version = _champion(params_file, folder / "train-run")
+    version = release_champion(params_file, folder / "train-run")
     params = load_params(params_file)
     later = window(pipeline.open_step("drift", str(params_file), str(folder / "x")).frame,
                    type(params.windows.current)(start="2011-07-01", end="2011-09-01"))

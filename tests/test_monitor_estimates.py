@@ -25,6 +25,7 @@ from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.late_feedback import replay_request_ids, send_late_feedback
 from helpers.serving.replay import replay
 from helpers.serving.service import ScoringService
+from live_fixtures import release_champion
 from support import write_params
 
 pytestmark = pytest.mark.slow
@@ -34,22 +35,11 @@ SETTINGS = {"monitor.min_labelled_rows": 100, "gates.champion.compare_on": "capt
             "gates.champion.use_estimates": True, "gates.champion.min_captured_rows": 100}
 
 
-def _champion(params_file: Path, run_dir: Path) -> str:
-    """Train on January-April and release it, in process (what notebooks 03 and 04 do)."""
-    ctx = pipeline.open_step("train", str(params_file), str(run_dir))
-    rows = train_step.training_data(ctx)
-    model = train_step.fit(ctx, rows.train)
-    summary = train_step.register(ctx, model, rows, train_step.evaluate(ctx, model, rows))
-    version = summary["model"]["version"]
-    registry.promote(registry.connect(ctx.params), ctx.params.mlflow.model_name, version)
-    return version
-
-
 @pytest.fixture(scope="module")
 def late(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("estimates")
     params_file = write_params(folder, **SETTINGS)
-    version = _champion(params_file, folder / "train-run")
+    version = release_champion(params_file, folder / "train-run")
     params = load_params(params_file)
     later = window(pipeline.open_step("drift", str(params_file), str(folder / "x")).frame,
                    type(params.windows.current)(start="2011-07-01", end="2011-08-01"))
