@@ -168,28 +168,46 @@ def _answered_job(registered: RegisteredModels, i: int) -> ScoreJob:
     return ScoreJob(None, encode_frame(frame), "application/json", f"q{i}", time.time(), time.perf_counter())  # type: ignore[arg-type]
 
 
-def test_a_full_shadow_queue_drops_requests_without_blocking(registered: RegisteredModels) -> None:
-    release, taken = threading.Event(), threading.Event()
-    recorded: list[str] = []
-
-    def slow_record(request_id: str, *args: object) -> None:
-        taken.set()
-        release.wait(30)
-        recorded.append(request_id)
-
-    shadow = Shadow(FollowedModel(registered.uri("2"), registered.tracking_uri), slow_record, max_queued=2, linger=0)
+def test_a_full_shadow_queue_drops_requests_without_blocking(registered: RegisteredModels, tmp_path: Path) -> None:
+    writer = CaptureWriter(tmp_path / "captures", flush_interval=0.1).start()
+    shadow = Shadow(FollowedModel(registered.uri("2"), registered.tracking_uri), writer, max_queued=2, linger=0)
+    shadow.offer([_answered_job(registered, i) for i in range(5)])  # before start: 2 wait, 3 dropped
+    stats = shadow.stats()
+    assert (stats["queued"], stats["dropped"], stats["scored"]) == (2, 3, 0)
     shadow.start()
-    try:
-        shadow.offer([_answered_job(registered, 0)])
-        assert taken.wait(30)  # the worker is busy recording the first request
-        shadow.offer([_answered_job(registered, i) for i in range(1, 6)])  # returns at once: 2 queued, 3 dropped
-        stats = shadow.stats()
-        assert (stats["queued"], stats["dropped"]) == (2, 3)
-    finally:
-        release.set()
-        shadow.stop()
-    assert recorded == ["q0", "q1", "q2"]
-    assert (shadow.stats()["scored"], shadow.stats()["dropped"]) == (3, 3)
+    shadow.stop()  # hands the two waiting requests over, lets them be scored and captured
+    writer.close()
+    stats = shadow.stats()
+    assert (stats["scored"], stats["dropped"], stats["queued"], stats["errors"]) == (2, 3, 0, 0)
+    captured = read_captures(tmp_path / "captures", registered.name, roles=None)
+    assert sorted(captured["request_id"]) == ["q0", "q1"] and set(captured["role"]) == {"shadow"}
+    assert set(captured["model_version"]) == {"2"}
+    np.testing.assert_allclose(captured.sort_values("request_id")["prediction"], registered.expected["2"][:2])
+
+
+def test_a_dead_shadow_process_is_reported_and_never_fails_the_answers(
+    registered: RegisteredModels, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    svc = _service(registered, tmp_path / "captures", shadow="2")
+    with svc, ServeClient(svc.url) as client:
+        client.predict(registered.rows.head(3))
+        deadline = time.monotonic() + 60
+        while svc.health()["shadow"]["scored"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.shadow is not None and svc.shadow.pid is not None
+        os.kill(svc.shadow.pid, signal.SIGKILL)
+        while svc.health()["shadow"]["process"]["running"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for start, frame in _slices(registered, 4):
+            np.testing.assert_allclose(client.predict(frame).values, registered.expected["1"][start : start + 5])
+        health = svc.health()
+    shadow = health["shadow"]
+    assert shadow["process"]["running"] is False and "exited unexpectedly" in shadow["last_error"]
+    assert (shadow["scored"], shadow["dropped"]) == (1, 4)
+    assert health["requests"]["predictions"] == 5 and health["requests"]["server_errors"] == 0
 
 
 def test_shadow_follows_its_alias(registered: RegisteredModels) -> None:

@@ -123,11 +123,13 @@ class CaptureWriter:
         }
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> CaptureWriter:
-        """Convert a log left by a killed process, start the background thread (and in ``sync``
-        mode the write-ahead log); returns ``self``."""
+    def start(self, *, recover: bool = True) -> CaptureWriter:
+        """Convert a log left by a killed process (unless ``recover`` is false: a second writer
+        on the same store, such as the shadow's process, leaves the log to the service), start
+        the background thread (and in ``sync`` mode the write-ahead log); returns ``self``."""
         if self._thread is None:
-            self._recover()
+            if recover:
+                self._recover()
             if self.mode == "sync":
                 self._open_wal()
             self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)

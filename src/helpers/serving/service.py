@@ -220,7 +220,7 @@ class ScoringService:
             self._model = load_model(self.model_uri, tracking_uri=self.tracking_uri)
         if self._variant_spec.shadow or self._variant_spec.canary:
             self.variants = Variants.load(
-                self._variant_spec, self.model_uri, self.tracking_uri, self.record, max(1, self.max_batch_rows)
+                self._variant_spec, self.model_uri, self.tracking_uri, self.capture, max(1, self.max_batch_rows)
             )
         if not is_loopback(self.host) and self.token is None:
             logger.warning("serving on %s without a bearer token (allow_public_without_token)", self.host)

@@ -10,9 +10,10 @@ from typing import Any
 
 from helpers.core.errors import ServeError
 from helpers.serving.canary import Canary
+from helpers.serving.capture_store import CaptureWriter
 from helpers.serving.formatting import first_line
 from helpers.serving.models import FollowedModel, variant_uri
-from helpers.serving.shadow import Recorder, Shadow
+from helpers.serving.shadow import Shadow
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,12 @@ class Variants:
 
     @classmethod
     def load(
-        cls, spec: VariantSpec, champion_uri: str, tracking_uri: str | None, record: Recorder, max_rows: int
+        cls,
+        spec: VariantSpec,
+        champion_uri: str,
+        tracking_uri: str | None,
+        capture: CaptureWriter | None,
+        max_rows: int,
     ) -> Variants:
         """Load the versions ``spec`` names (another version of the champion's registered model).
 
@@ -49,7 +55,7 @@ class Variants:
         shadow = canary = None
         if spec.shadow:
             followed = _followed(champion_uri, spec.shadow, tracking_uri, "serve.shadow")
-            shadow = Shadow(followed, record, max_rows=max_rows, max_queued=spec.shadow_queue)
+            shadow = Shadow(followed, capture, max_rows=max_rows, max_queued=spec.shadow_queue)
         if spec.canary:
             followed = _followed(champion_uri, spec.canary, tracking_uri, "serve.canary.alias")
             canary = Canary(followed, spec.canary_share, spec.sticky_header)
