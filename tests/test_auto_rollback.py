@@ -10,6 +10,7 @@ to a rolled-back version; a degrading canary is ended by removing its alias; wit
 
 from __future__ import annotations
 
+import html
 import json
 
 import pandas as pd
@@ -97,6 +98,8 @@ def test_a_degrading_champion_is_rolled_back(live) -> None:
     assert alert["text"].startswith(f"Driftgate monitor: {params.mlflow.model_name}: rolled back v{bad} -> v{good}")
     saved = json.loads(result.json.read_text())
     assert saved["rollback"][0]["action"] == "rolled back"
+    window_page = result.html.read_text()  # the window's page is written after the rollback: it shows it
+    assert f"rolled back v{bad}: monitoring window" in html.unescape(window_page)
 
 
 def test_never_twice_in_a_row(live) -> None:
@@ -140,5 +143,10 @@ def test_a_degrading_canary_is_ended(live) -> None:
     tags = client.get_model_version(name, live["good"].version).tags
     assert tags[catalogue.DECISION] == ROLLED_BACK and tags[catalogue.ROLLED_BACK_TO] == live["other"].version
     assert _rollback_alerts(live)[-1]["action"] == "canary ended"
+    window_page = html.unescape(result.html.read_text())
+    canary = result.summary["canary"]
+    assert canary["version"] == live["good"].version and canary["labelled_rows"] > 0
+    assert f"v{canary['version']}: {canary['rows']} rows, {canary['labelled_rows']} with feedback; rmse " in window_page
+    assert f"canary ended v{live['good'].version}: canary v{live['good'].version} degraded (realized)" in window_page
     again = monitor.run_monitor(params, window=live["day_b"])  # no canary alias any more: nothing to do
     assert again.summary["rollback"] == []

@@ -33,8 +33,9 @@ from helpers.core.paths import capture_dir_for
 from helpers.modeling.captures import read_captures, read_labeled_captures
 from helpers.modeling.metrics import metrics
 from helpers.monitoring.alerts import send_alert
-from helpers.monitoring.auto_rollback import auto_rollback, canary_window
+from helpers.monitoring.auto_rollback import auto_rollback
 from helpers.monitoring.baseline_sample import load_baseline_sample, traffic_coefficient
+from helpers.monitoring.canary_traffic import CanaryTraffic, canary_window
 from helpers.monitoring.captures_at_scale import labelled_captures, profile_captures
 from helpers.monitoring.estimates import with_estimates
 from helpers.monitoring.history import record_window, write_history_dashboard
@@ -262,15 +263,17 @@ def run_monitor(params: Params, *, window: Window | None = None, champion: Champ
         summary.update(_decision(report, pred, perf))
     out_dir = params.outputs_dir / MONITORING_DIR
     stem = f"{name}-{window.label}"
-    html_path = write_text(out_dir / f"{stem}.html", render_monitor_page(summary, report))
+    html_path = out_dir / f"{stem}.html"
     summary["report_html"] = str(html_path)
+    canary = None
     if params.compute.scheduler.strip() == "pandas" or params.serve.canary is not None:
-        canary = canary_window(params, window)  # the canary's own rows, apart from the champion's
+        canary = CanaryTraffic.read(params, window)  # the canary's own rows, apart from the champion's
         if canary is not None:
-            summary["canary"] = canary
+            summary["canary"] = canary_window(params, canary)
     summary["alerts"] = [] if backfill else _alert(summary, params)
     if params.monitor.rollback and not backfill:  # champion back to previous, or the canary ended
-        summary["rollback"] = auto_rollback(params, summary, window, champion.test_metrics)
+        summary["rollback"] = auto_rollback(params, summary, canary, champion.test_metrics)
+    write_text(html_path, render_monitor_page(summary, report))  # last: the page shows the actions too
     result = MonitorResult(summary=summary, html=html_path, json=out_dir / f"{stem}.json", window=window,
                            labelled=labelled)
     write_json(result.json, summary)

@@ -39,7 +39,23 @@ def monitor_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
     if pred:
         rows.append(("prediction drift", f"{pred.get('test')} = {pred.get('statistic')} "
                                          f"({'drift' if pred.get('drifted') else 'no drift'})"))
+    if summary.get("canary"):
+        rows.append(("canary", canary_text(summary["canary"])))
+    for action in summary.get("rollback") or []:
+        rows.append(("automatic rollback", f"{action.get('action')} v{action.get('version')}: {action.get('reason')}"))
     return [(label, str(value)) for label, value in rows]
+
+
+def canary_text(canary: dict[str, Any]) -> str:
+    """The canary's rows in the window (``summary["canary"]``): version, rows, its metric (realized
+    on the labelled rows, else estimated)."""
+    metric = str(canary.get("metric") or "")
+    realized = (canary.get("realized") or {}).get(metric)
+    estimated = ((canary.get("estimated") or {}).get(metric) or {}).get("value")
+    shown = f"{metric} {realized:.4g}" if realized is not None else \
+        f"{metric} ~{estimated:.4g} (estimated)" if estimated is not None else "no metric"
+    return (f"v{canary.get('version')}: {canary.get('rows')} rows, {canary.get('labelled_rows')} with feedback; "
+            f"{shown}")
 
 
 def estimate_rows(perf: dict[str, Any]) -> list[dict[str, str]]:
