@@ -9,7 +9,9 @@ prediction (read back from the capture store after a graceful stop, which scores
 request still queued). The machine's load average before and after is noted.
 
 On two cores the shadow's model calls share the CPU with the champion's: it is off the response
-path (scored after the answer is released, in batches of up to 512 requests), not free.
+path (scored after the answer is released, in a process of its own at a lower CPU priority,
+which parses and captures too), not free: the load generator, the service and the shadow's
+process share the two cores.
 """
 
 from __future__ import annotations

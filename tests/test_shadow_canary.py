@@ -118,10 +118,7 @@ def test_shadow_scores_every_answered_request_and_captures_it(registered: Regist
         answers = _send_concurrently(
             svc.url, [(f"req-{i:03d}", encode_frame(frame), {}) for i, (_, frame) in enumerate(requests)]
         )
-        deadline = time.monotonic() + 30
-        while svc.health()["shadow"]["scored"] < len(requests) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        health = svc.health()
+    health = svc.health()  # after a graceful stop, which lets the shadow's process score what it was handed
     for i, (start, _) in enumerate(requests):
         response = answers[f"req-{i:03d}"]
         assert response.status == 200
@@ -151,10 +148,7 @@ def test_a_failing_shadow_never_fails_the_answer_and_is_counted(
         for start, frame in requests:
             prediction = client.predict(frame)
             np.testing.assert_allclose(prediction.values, registered.expected["1"][start : start + 5])
-        deadline = time.monotonic() + 30
-        while svc.health()["shadow"]["errors"] < len(requests) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        health = svc.health()
+    health = svc.health()  # after the graceful stop: every shadowed request is counted
     assert health["requests"]["predictions"] == 12 and health["requests"]["server_errors"] == 0
     assert (health["shadow"]["scored"], health["shadow"]["errors"], health["shadow"]["dropped"]) == (0, 12, 0)
     assert "mnth" in health["shadow"]["last_error"]
@@ -194,7 +188,7 @@ def test_a_dead_shadow_process_is_reported_and_never_fails_the_answers(
     svc = _service(registered, tmp_path / "captures", shadow="2")
     with svc, ServeClient(svc.url) as client:
         client.predict(registered.rows.head(3))
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while svc.health()["shadow"]["scored"] < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert svc.shadow is not None and svc.shadow.pid is not None
