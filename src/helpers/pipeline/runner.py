@@ -93,7 +93,7 @@ def run_pipeline(
     chosen = [(step, STEP_NOTEBOOK[step]) for step in STEPS if steps is None or step in steps]
     data = _data_or_none(params)
     plan = _plan(params, notebooks, chosen, data, force)
-    execution = None if all(p.cached for p in plan) else _execution()
+    execution = None if all(p.cached is not None for p in plan) else _execution()
     if execution is not None:
         execution.validate(params)  # the same params, data and code passed it in the run reused
 
