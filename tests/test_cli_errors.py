@@ -174,7 +174,7 @@ def _log_of(line: str) -> Path:
 
 def test_internal_error_writes_its_traceback_under_outputs_logs(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("helpers.cli.main.check_model_params", _boom)
+    monkeypatch.setattr("helpers.cli.validate.check_model_params", _boom)
     done = run_cli("validate", "--params", str(write_params(tmp_path)))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1 and len(lines) == 1, done.stderr
@@ -201,7 +201,7 @@ def test_internal_error_with_broken_params_goes_to_the_temp_folder(tmp_path: Pat
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr("helpers.cli.main.load_params", _boom)  # the loader itself is broken
+    monkeypatch.setattr("helpers.cli.validate.load_params", _boom)  # the loader itself is broken
     monkeypatch.setattr("helpers.cli.common.load_params", _boom)
     done = run_cli("validate", "--params", str(write_params(tmp_path)))
     assert done.returncode == 1
@@ -210,7 +210,7 @@ def test_internal_error_with_broken_params_goes_to_the_temp_folder(tmp_path: Pat
 
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
-    monkeypatch.setattr("helpers.cli.main.check_model_params", _boom)
+    monkeypatch.setattr("helpers.cli.validate.check_model_params", _boom)
     args = ["validate", "--params", str(write_params(tmp_path))]
     done = run_cli(*(["--debug", *args] if where == "before" else [*args, "--debug"]))
     assert done.returncode == 1
@@ -230,7 +230,7 @@ def test_os_error_without_a_path_is_internal(tmp_path: Path, monkeypatch: pytest
     def refuse(*_: object, **__: object) -> None:
         raise ConnectionResetError("peer went away")
 
-    monkeypatch.setattr("helpers.cli.main.check_model_params", refuse)
+    monkeypatch.setattr("helpers.cli.validate.check_model_params", refuse)
     done = run_cli("validate", "--params", str(write_params(tmp_path)))
     assert done.returncode == 1
     assert done.stderr.startswith("driftgate: internal error: ConnectionResetError: peer went away; ")
@@ -265,9 +265,9 @@ def test_hostile_data_in_a_real_process(tmp_path: Path) -> None:
 @pytest.mark.slow  # starts another driftgate process
 def test_internal_error_in_a_real_process(tmp_path: Path) -> None:
     params = write_params(tmp_path)
-    script = ("import sys, helpers.cli.main as m\n"
+    script = ("import sys, helpers.cli.main as m, helpers.cli.validate as v\n"
               "def boom(*a, **k): raise KeyError('no such thing')\n"
-              "m.check_model_params = boom\n"
+              "v.check_model_params = boom\n"
               "sys.exit(m.main(sys.argv[1:]))\n")
     command = [sys.executable, "-c", script, "validate", "--params", str(params)]
     env = {**clean_env(), "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}

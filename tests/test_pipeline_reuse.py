@@ -8,11 +8,13 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers.core.catalogue import STEPS
 from helpers.core.liveness import run_state
 from support import ROOT, clean_env, driftgate_cmd, write_params
 
@@ -64,6 +66,21 @@ def test_a_registry_change_runs_the_release_again_an_unchanged_registry_reuses_i
     assert manifest["reused"] == ["investigate", "drift", "train", "deploy"]
     assert all(s["reused_from"] == (first.name if s["name"] != "deploy" else again.name) for s in manifest["steps"])
     assert f"release: unchanged since run {again.name}" in done.stdout
+
+
+def test_an_unchanged_rerun_imports_nothing_that_executes_notebooks_or_trains(ran: Path) -> None:
+    outputs = ran.parent / "outputs"
+    assert _run(ran, "run", "--no-progress").returncode == 0  # whatever it ran, the next run reuses it all
+    script = ("import json, sys\nfrom helpers.cli.main import main\n"
+              f"code = main(['run', '--no-progress', '--params', {str(ran)!r}])\n"
+              "print(json.dumps([code, sorted({m.split('.')[0] for m in sys.modules})]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=clean_env())
+    code, modules = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0, done.stderr[-3000:]
+    assert json.loads((_newest(outputs) / "manifest.json").read_text())["reused"] == list(STEPS)
+    assert not set(modules) & {"papermill", "nbconvert", "jupyter_client", "mlflow", "sklearn", "scipy",
+                               "matplotlib", "uvicorn"}, modules
 
 
 def _children(pid: int) -> list[int]:

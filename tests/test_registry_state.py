@@ -4,6 +4,8 @@ MLflow's client on a real store."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from helpers.core.config import load_params
 from helpers.registry import store as registry
 from helpers.registry.state import client_state, registry_fingerprint, sqlite_state
 from release_fixtures import LATEST, STALE, Store, gate_and_release, sqlite_template, train_version
+from support import clean_env
 
 pytestmark = pytest.mark.slow  # trains and registers two models
 
@@ -54,3 +57,31 @@ def test_no_store_yet_has_a_fingerprint_and_creates_nothing(tmp_path: Path) -> N
     database = Path(params.tracking_uri.removeprefix("sqlite:///"))
     assert not database.exists()
     assert len(registry_fingerprint(params)) == 64 and not database.exists()
+
+
+def test_both_readings_agree_after_tags_and_alias_moves_by_hand(released: Path) -> None:
+    client = registry.connect(load_params(released))
+    start = _both_agree(released)
+    client.set_registered_model_tag("bike-state", "owner", "team-a")
+    owner = _both_agree(released)
+    client.set_model_version_tag("bike-state", "1", "reviewed", "yes")
+    reviewed = _both_agree(released)
+    client.set_registered_model_alias("bike-state", "previous", "2")
+    aliased = _both_agree(released)
+    assert len({start, owner, reviewed, aliased}) == 4, "every change moves the fingerprint"
+    client.delete_registered_model_alias("bike-state", "previous")
+    assert _both_agree(released) == reviewed, "undone, the fingerprint is the earlier one"
+    client.delete_model_version_tag("bike-state", "1", "reviewed")
+    assert _both_agree(released) == owner
+    other = load_params(released, ["mlflow.model_name=bike-unknown"])
+    database = Path(other.tracking_uri.removeprefix("sqlite:///"))
+    assert sqlite_state(database, "bike-unknown") == client_state(other) == {"model": "bike-unknown",
+                                                                              "registered": False}
+
+
+def test_the_fingerprint_module_imports_no_mlflow() -> None:
+    script = ("import sys, helpers.registry.state\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'sklearn', 'scipy'}))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=clean_env())
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

@@ -25,11 +25,11 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-from helpers.cli.drift import DRIFT_ONLY_SECTIONS
 from helpers.core.config import load_params
 from helpers.core.errors import DriftgateError
 
 DEFAULT_PARAMS = "params/default.yaml"
+DRIFT_ONLY_SECTIONS = ("drift", "alerts", "compute")  # a params file for `driftgate drift` alone
 LOGS_DIR = "logs"  # under the outputs folder: tracebacks of internal errors
 # A file-system error on one of these is a path the user gave (params or arguments): exit 2.
 PATH_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.EISDIR, errno.ENOTDIR, errno.EACCES, errno.EPERM,

@@ -10,18 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from helpers.cli.common import add_params_args
 from helpers.core.config import load_params
 from helpers.registry.approval import deploy
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``deploy`` subcommand."""
-    parser = subparsers.add_parser("deploy", help="release the newest challenger waiting for approval")
-    add_params_args(parser, example="mlflow.model_name=x")
-    parser.add_argument("--if-new-version", action="store_true",
-                        help="do nothing (exit 0) unless a challenger newer than the champion exists")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers.cli.commands import add_drift
+from helpers.cli.common import DRIFT_ONLY_SECTIONS
 from helpers.core import config
 from helpers.core.catalogue import ALERTS_FILE
 from helpers.core.config import AlertParams, ComputeParams, DriftParams, ReadParams
@@ -37,7 +39,6 @@ from helpers.reports import drift_report
 from helpers.stats.compare import compare
 from helpers.stats.scale import compare_at_scale
 
-DRIFT_ONLY_SECTIONS = ("drift", "alerts", "compute")
 READ_SECTION = "data.read"  # the one part of data: a drift-only file may hold (CSV options)
 TABLE_COLUMNS = ["feature", "type", "test", "statistic", "rule", "threshold", "drifted", "contribution"]
 
@@ -56,26 +57,7 @@ class DriftSettings:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``drift`` subcommand; it runs :func:`run`."""
-    parser = subparsers.add_parser(
-        "drift",
-        help="drift report for any pair of CSV or Parquet tables",
-        description="Compare a target table with a baseline table: per-feature tests, drift coefficient, report.",
-    )
-    parser.add_argument("--baseline", required=True, help="baseline CSV or Parquet file, or a glob of them")
-    parser.add_argument("--target", required=True, help="target CSV or Parquet file, or a glob of them")
-    parser.add_argument("--params", help="params YAML: a full params file, or one with drift:/alerts: sections")
-    parser.add_argument("-p", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one parameter, e.g. -p drift.correction=bonferroni (repeatable)")
-    parser.add_argument("--features", help="comma-separated columns (default: data.features of a full params "
-                        "file, else all common columns)")
-    parser.add_argument("--time-column", help="a date/time column of the target: adds drift per drift.period")
-    parser.add_argument("--html", help="write the self-contained HTML report here")
-    parser.add_argument("--json", help="write the JSON summary (every number) here")
-    parser.add_argument("--title", default="Drift report", help="title of the HTML report")
-    parser.add_argument("--fail-on-drift", action="store_true", help="exit 1 when drift is found (for CI gates)")
-    parser.add_argument("--alert", action="store_true",
-                        help="when drift is found, send an alert to the sinks of the alerts: section")
-    parser.set_defaults(func=run)
+    add_drift(subparsers)
 
 
 def run(args: argparse.Namespace) -> int:

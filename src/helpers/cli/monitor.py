@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from helpers.cli.common import add_params_args
 from helpers.core.catalogue import MONITORING_DASHBOARD, MONITORING_DIR
 from helpers.core.config import Params, load_params
 from helpers.core.errors import ParamsError
 from helpers.monitoring.backfill import backfill_counts, run_backfill
 from helpers.monitoring.monitor import resolve_window
 from helpers.pipeline.retrain import monitor_and_retrain
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``monitor`` subcommand."""
-    monitor = subparsers.add_parser("monitor", help="compare captured traffic with the champion's baseline")
-    add_params_args(monitor, example="monitor.max_degradation=0.3")
-    monitor.add_argument("--period", choices=["hour", "day", "week", "month"],
-                         help="window length ending now (default monitor.period)")
-    monitor.add_argument("--from", dest="start", metavar="TIME", help="window start (UTC), e.g. 2026-11-30")
-    monitor.add_argument("--to", dest="end", metavar="TIME", help="window end (UTC, exclusive; default now)")
-    monitor.add_argument("--backfill", action="store_true",
-                         help="monitor every --period window from --from to --to (past captures) into the "
-                              "history, then render the dashboard")
-    monitor.add_argument("--fail-on-drift", action="store_true",
-                         help="exit 1 when drift or degraded performance is found (for CI)")
-    retrain = monitor.add_mutually_exclusive_group()
-    retrain.add_argument("--retrain", dest="retrain", action="store_true", default=None,
-                         help="retrain on drift or degradation (default monitor.retrain)")
-    retrain.add_argument("--no-retrain", dest="retrain", action="store_false")
-    monitor.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

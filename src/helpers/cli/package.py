@@ -11,20 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from helpers.cli.common import add_params_args
 from helpers.core.config import load_params
 from helpers.serving.package import package_service
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``package`` subcommand."""
-    parser = subparsers.add_parser("package", help="write a deployable folder: model, pinned requirements, Dockerfile")
-    add_params_args(parser, example="mlflow.model_name=x")
-    parser.add_argument("--out", required=True, metavar="DIR", help="the folder to write (must not exist, or be empty)")
-    parser.add_argument("--model", help="model URI (default: models:/<mlflow.model_name>@champion)")
-    parser.add_argument("--force", action="store_true", help="replace an earlier package in DIR")
-    parser.add_argument("--wheel", metavar="FILE", help="ship this driftgate wheel instead of building one")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

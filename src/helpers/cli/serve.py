@@ -9,7 +9,7 @@ flight finish and every captured row is written. ``replay`` sends the rows of a 
 traffic and their labels as feedback, for demos and tests; ``--no-feedback`` sends the traffic
 alone and ``--feedback-only`` its labels later, as ground truth arrives in production.
 
-:func:`register` adds both to the ``driftgate`` parser; ``python -m helpers.cli.serve`` runs
+:func:`register` adds both to a parser (arguments in :mod:`helpers.cli.commands`); ``python -m helpers.cli.serve`` runs
 them without the rest of the CLI.
 """
 
@@ -21,9 +21,10 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from helpers.cli.common import add_params_args, dispatch
+from helpers.cli.commands import add_serving
+from helpers.cli.common import dispatch
 from helpers.core.config import load_params
 from helpers.core.errors import ParamsError
 from helpers.core.paths import capture_dir_for
@@ -32,38 +33,10 @@ from helpers.serving.configure import service_from_params
 from helpers.serving.late_feedback import replay_request_ids, send_late_feedback
 from helpers.serving.replay import replay
 
-if TYPE_CHECKING:
-    pass
-
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` and ``replay`` subcommands; each sets ``func`` to ``(args) -> int``."""
-    serve = subparsers.add_parser("serve", help="serve the champion model over HTTP with capture")
-    _add_params_args(serve)
-    serve.add_argument("--model", help="model URI (default: models:/<mlflow.model_name>@champion)")
-    serve.add_argument("--host", help="bind address (default serve.host, 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port (default serve.port; 0 picks a free one)")
-    serve.add_argument("--no-capture", action="store_true", help="do not capture requests")
-    serve.set_defaults(func=cmd_serve)
-
-    replay = subparsers.add_parser("replay", help="send a data window to the service as traffic and feedback")
-    _add_params_args(replay)
-    replay.add_argument("--data", help="CSV or Parquet file (default data.path)")
-    replay.add_argument("--from", dest="start", required=True, metavar="DATE", help="window start, e.g. 2011-07-01")
-    replay.add_argument("--to", dest="end", required=True, metavar="DATE", help="window end (exclusive)")
-    replay.add_argument("--rate", type=float, help="requests per second (default: as fast as answered)")
-    replay.add_argument("--batch", type=int, default=1, help="rows per request (default 1)")
-    replay.add_argument("--url", help="service URL (default http://<serve.host>:<serve.port>)")
-    replay.add_argument("--no-feedback", action="store_true", help="send traffic only, no labels")
-    replay.add_argument("--feedback-only", action="store_true",
-                        help="send only the labels of traffic replayed earlier (same --from, --to, --batch)")
-    replay.add_argument("--ca-file", help="PEM certificate authorities to verify an https:// service with")
-    replay.set_defaults(func=cmd_replay)
-
-
-def _add_params_args(parser: argparse.ArgumentParser) -> None:
-    add_params_args(parser, example="serve.flush_interval=0.5")
+    add_serving(subparsers)
 
 
 # --------------------------------------------------------------------------- serve

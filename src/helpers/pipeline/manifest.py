@@ -54,11 +54,18 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def new_manifest(run_id: str, params: Params, overrides: list[str], project: Path) -> dict[str, Any]:
-    """The manifest of a new run; ``data_timezone`` is the zone the data's times and the windows are
-    compared in (``naive`` when the times carry none)."""
+def data_hashes(params: Params) -> dict[str, str]:
+    """SHA-256 of each data file (``data.path``, or every file its glob matches), read in chunks."""
     data_path = Path(params.data.path)
     data_files = sorted(data_path.parent.glob(data_path.name)) if "*" in data_path.name else [data_path]
+    return {str(f): file_sha256(f) for f in data_files}
+
+
+def new_manifest(run_id: str, params: Params, overrides: list[str], project: Path, *,
+                 data: dict[str, str] | None = None, timezone: str | None = None) -> dict[str, Any]:
+    """The manifest of a new run; ``data_timezone`` is the zone the data's times and the windows are
+    compared in (``naive`` when the times carry none). ``data`` (:func:`data_hashes`) and
+    ``timezone`` are computed unless given (a reused run takes the zone from the run it reuses)."""
     return {
         "run_id": run_id,
         "status": "running",
@@ -70,8 +77,8 @@ def new_manifest(run_id: str, params: Params, overrides: list[str], project: Pat
             "hash": params.params_hash,
             "values": params.to_dict(),
         },
-        "data": {str(f): file_sha256(f) for f in data_files},
-        "data_timezone": data_timezone(params),
+        "data": data_hashes(params) if data is None else data,
+        "data_timezone": data_timezone(params) if timezone is None else timezone,
         "packages": package_versions(),
         "steps": [],
     }

@@ -17,12 +17,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from helpers.core.config import Params
-from helpers.registry import store
+from helpers.core.errors import RegistryError
+
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"  # MLflow's error code for a model the registry does not hold
+# a server that does not answer fails in seconds, not after MLflow's minutes of retries
+HTTP_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 
 
 def registry_fingerprint(params: Params) -> str:
@@ -48,16 +53,24 @@ def registry_state(params: Params) -> dict[str, Any]:
 
 
 def client_state(params: Params) -> dict[str, Any]:
-    """:func:`registry_state` asked through MLflow's client (any tracking store)."""
+    """:func:`registry_state` asked through MLflow's client (any tracking store), read-only: it
+    creates no experiment and sets no process-wide tracking URI. A store that cannot be read is
+    a one-line :class:`RegistryError`."""
+    for variable, value in HTTP_RETRIES.items():
+        os.environ.setdefault(variable, value)
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
-    name = params.mlflow.model_name
-    client = store.connect(params)
+    uri, name = params.tracking_uri, params.mlflow.model_name
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         model = client.get_registered_model(name)
-    except MlflowException:
-        return {"model": name, "registered": False}
-    versions = client.search_model_versions(f"name='{name}'")
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException as exc:
+        if exc.error_code == NOT_FOUND:
+            return {"model": name, "registered": False}
+        raise RegistryError(f"MLflow registry {uri}: cannot be read ({_first_line(exc)}); check "
+                            "mlflow.tracking_uri / MLFLOW_TRACKING_URI") from None
     return {
         "model": name,
         "registered": True,
@@ -65,6 +78,11 @@ def client_state(params: Params) -> dict[str, Any]:
         "tags": dict(model.tags or {}),
         "versions": {str(v.version): {"tags": dict(v.tags or {}), "stage": str(v.current_stage)} for v in versions},
     }
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def sqlite_state(path: Path, name: str) -> dict[str, Any]:
