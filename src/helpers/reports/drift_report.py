@@ -56,7 +56,7 @@ def report_context(report: DriftReport, title: str) -> dict[str, Any]:
     return {"title": title, "report": report, "images": _data_uris(report, canvases), "cards": summary_cards(report),
             "widths": {name: round(canvas.width) for name, canvas in canvases.items()},
             "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "test_labels": TEST_LABEL, "side_rows": side_rows}
+            "test_labels": TEST_LABEL, "side_rows": side_rows, "coefficient_basis": coefficient_basis(report)}
 
 
 def report_images(report: DriftReport) -> dict[str, str]:
@@ -88,6 +88,18 @@ def summary_cards(report: DriftReport) -> list[tuple[str, str]]:
         ("baseline rows", f"{report.baseline_rows:,}"),
         ("target rows", f"{report.target_rows:,}"),
     ]
+
+
+def coefficient_basis(report: DriftReport) -> str | None:
+    """Which rows the drift coefficient was estimated on (None when it was not computed)."""
+    per_side = report.coefficient_detail.get("sample_rows_per_side")
+    if report.coefficient is None or not per_side:
+        return None
+    detail = report.coefficient_detail
+    split = f"{detail.get('train_rows', 0):,} rows fit the classifier, {detail.get('test_rows', 0):,} score it"
+    if per_side < max(report.baseline_rows, report.target_rows):
+        return f"The drift coefficient is estimated on a sample of {per_side:,} rows a side ({split})."
+    return f"The drift coefficient is estimated on every row ({split})."
 
 
 def side_rows(feature: FeatureDrift) -> list[tuple[str, Any, Any]]:

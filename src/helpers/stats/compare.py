@@ -38,7 +38,7 @@ import pandas as pd
 
 from helpers.core.config import DriftParams
 from helpers.core.errors import DataError
-from helpers.stats.coefficient import IMPORTANCE_ROWS, Coefficient, drift_coefficient
+from helpers.stats.coefficient import IMPORTANCE_REPEATS, IMPORTANCE_ROWS, Coefficient, drift_coefficient
 from helpers.stats.column_types import infer_column_types
 from helpers.stats.over_time import drift_over_time
 from helpers.stats.per_feature import Prepared, compare_feature, compare_profile_feature
@@ -291,8 +291,9 @@ def assemble(
         coefficient_detail={
             "mcc": coefficient.mcc,
             "model": "HistGradientBoostingClassifier",
-            "importance": f"permutation (drop in ROC AUC on up to {IMPORTANCE_ROWS} held-out rows, 3 repeats), "
-            "negatives as 0, normalised to sum 1",
+            "importance": f"permutation (drop in ROC AUC on up to {IMPORTANCE_ROWS} held-out rows, "
+            f"{IMPORTANCE_REPEATS} shuffle(s) per column), negatives as 0, normalised to sum 1",
+            "sample_rows_per_side": coefficient.rows_per_side,
             "train_rows": coefficient.train_rows,
             "test_rows": coefficient.test_rows,
             "notes": coefficient.notes,

@@ -57,7 +57,10 @@ def ecdf_distances(a_sorted: np.ndarray, b_sorted: np.ndarray) -> tuple[float, f
     # F_a - F_b at every merged point: count_a / n - (k - count_a) / m, computed in place
     diff = np.cumsum(order < n, dtype=np.float64)
     diff *= 1.0 / n + 1.0 / m
-    diff -= np.arange(1, total + 1, dtype=np.float64) / m
+    ramp = np.arange(1, total + 1, dtype=np.float64)
+    ramp /= m
+    diff -= ramp
+    del ramp, order
     gaps = np.diff(values)
     absd = np.abs(diff)
     wasserstein = float(np.dot(absd[:-1], gaps))
