@@ -192,16 +192,15 @@ def profile_numeric(
 
 
 def squared_deviations(values: np.ndarray, mean: float, block: int = SUM_BLOCK) -> float:
-    """``sum((values - mean) ** 2)``, block by block so the deviations stay in the CPU cache."""
-    if values.size <= block:
-        centred = values - mean
-        return float(np.dot(centred, centred))
-    buffer = np.empty(block)
+    """``sum((values - mean) ** 2)``, block by block so the deviations stay in the CPU cache
+    (numpy's pairwise sums, not BLAS: many small threaded dot products cost more than they save)."""
+    buffer = np.empty(min(block, values.size))
     total = 0.0
     for start in range(0, values.size, block):
         part = buffer[: min(block, values.size - start)]
         np.subtract(values[start : start + block], mean, out=part)
-        total += float(np.dot(part, part))
+        np.square(part, out=part)
+        total += float(part.sum())
     return total
 
 
