@@ -1,13 +1,15 @@
 """The drift report as one self-contained HTML page, and its JSON summary.
 
 The page (template ``drift_report.html``) works offline and opens fast: inline CSS, figures
-embedded as base64 PNG drawn directly by :mod:`helpers.reports.drift_images` (a few milliseconds
-each; :mod:`helpers.reports.drift_plots` draws the same panels with matplotlib for notebooks), and
+embedded as base64 PNG drawn directly by :mod:`helpers.reports.drift_images` and encoded with
+numpy and zlib (a few milliseconds each; :mod:`helpers.reports.drift_plots` draws the same panels
+with matplotlib for notebooks), and
 only aggregated data (bin and category counts, statistics), never
 a row of the input. From the top:
 the decision with its reason, the drift coefficient and the share of drifted features; the
 table of every feature (drifted first) with its test, statistic, threshold and decision; the
-contribution chart and the drift-over-time chart; then one section per feature with its plot,
+contribution chart with the rows the coefficient was estimated on ("a sample of N rows a side")
+and the drift-over-time chart; then one section per feature with its plot,
 every statistic and both sides' summaries. The full JSON summary is embedded at the end
 (``<script type="application/json" id="drift-data">``) and also written by :func:`write_json`.
 

@@ -28,7 +28,7 @@ import math
 import struct
 import zlib
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -83,6 +83,18 @@ def format_tick(value: float, step: float) -> str:
     while decimals < 6 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-6 * 10**decimals:
         decimals += 1
     return f"{value:.{decimals}f}"
+
+
+@lru_cache(maxsize=512)
+def turned_text(text: str, size: float, anchor: str, angle: float) -> Image.Image:
+    """A square mask of ``text`` turned by ``angle`` degrees about its anchor, which sits at the
+    centre (kept: the same category labels come back on many panels)."""
+    face = font(size)
+    left, top, right, bottom = face.getbbox(text, anchor=anchor)  # relative to the anchor point
+    reach = math.ceil(math.hypot(max(-left, right), max(-top, bottom))) + 2
+    stamp = Image.new("L", (2 * reach, 2 * reach), 0)
+    ImageDraw.Draw(stamp).text((reach, reach), text, fill=255, font=face, anchor=anchor)
+    return stamp.rotate(angle, resample=Image.Resampling.BICUBIC, center=(reach, reach))
 
 
 class Canvas:
@@ -155,11 +167,8 @@ class Canvas:
         if not angle:
             self.draw.text((x, y), text, fill=color, font=face, anchor=anchor)
             return
-        left, top, right, bottom = face.getbbox(text, anchor=anchor)  # relative to the anchor point
-        reach = math.ceil(math.hypot(max(-left, right), max(-top, bottom))) + 2
-        stamp = Image.new("L", (2 * reach, 2 * reach), 0)
-        ImageDraw.Draw(stamp).text((reach, reach), text, fill=255, font=face, anchor=anchor)
-        turned = stamp.rotate(angle, resample=Image.Resampling.BICUBIC, center=(reach, reach))
+        turned = turned_text(text, size, anchor, angle)
+        reach = turned.width // 2
         self.image.paste(color, (round(x) - reach, round(y) - reach, round(x) + reach, round(y) + reach), turned)
 
     def text_width(self, text: str, size: float = 10) -> float:

@@ -8,9 +8,10 @@ numeric features; distinct counts, categories new in the target and gone from it
 ones. Columns are typed by :mod:`helpers.stats.column_types`, tests chosen by
 :mod:`helpers.stats.selection`.
 
-Dataset level: the drift coefficient (:mod:`helpers.stats.coefficient`). The data set drifts
-when the share of drifted features reaches ``drift_share`` or the coefficient reaches
-``coefficient_threshold``.
+Dataset level: the drift coefficient (:mod:`helpers.stats.coefficient`), estimated on a seeded
+sample of ``coefficient_sample / 2`` rows a side and fitted in a background thread while the
+numeric features are sorted. The data set drifts when the share of drifted features reaches
+``drift_share`` or the coefficient reaches ``coefficient_threshold``.
 
 Data too big to hold goes through profiles (:mod:`helpers.stats.profiling`):
 :func:`compare_profiles` gives the same report from a baseline profile and a target profile
@@ -309,7 +310,7 @@ def assemble(
             "mcc": coefficient.mcc,
             "model": "HistGradientBoostingClassifier",
             "importance": f"permutation (drop in ROC AUC on up to {IMPORTANCE_ROWS} held-out rows, "
-            f"{IMPORTANCE_REPEATS} shuffle(s) per column), negatives as 0, normalised to sum 1",
+            f"{IMPORTANCE_REPEATS} repeats), negatives as 0, normalised to sum 1",
             "sample_rows_per_side": coefficient.rows_per_side,
             "train_rows": coefficient.train_rows,
             "test_rows": coefficient.test_rows,
