@@ -41,9 +41,11 @@ def test_page_says_how_many_rows_a_side_the_coefficient_saw() -> None:
     sampled = compare(base, target, DriftParams(coefficient_sample=2000))
     assert sampled.coefficient_detail["sample_rows_per_side"] == 1000
     page = drift_report.render_html(sampled)
-    assert "estimated on a sample of 1,000 rows a side (1,000 rows fit the classifier, 1,000 score it)" in page
+    assert ("estimated on a sample of 1,000 rows a side: 1,000 of the 2,000 rows fit the classifier, "
+            "the other 1,000 score it") in page
     whole = compare(base, target, DriftParams(coefficient_sample=6000))
-    assert "estimated on every row (3,000 rows fit the classifier, 3,000 score it)" in drift_report.render_html(whole)
+    assert "estimated on every row: 3,000 of the 6,000 rows fit the classifier, the other 3,000 score it" in (
+        drift_report.render_html(whole))
     off = compare(base, target, DriftParams(coefficient_sample=0))
     assert "estimated on" not in drift_report.render_html(off)
 

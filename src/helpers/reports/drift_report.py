@@ -98,10 +98,11 @@ def coefficient_basis(report: DriftReport) -> str | None:
     if report.coefficient is None or not per_side:
         return None
     detail = report.coefficient_detail
-    split = f"{detail.get('train_rows', 0):,} rows fit the classifier, {detail.get('test_rows', 0):,} score it"
+    train, test = detail.get("train_rows", 0), detail.get("test_rows", 0)
+    split = f"{train:,} of the {train + test:,} rows fit the classifier, the other {test:,} score it"
     if per_side < max(report.baseline_rows, report.target_rows):
-        return f"The drift coefficient is estimated on a sample of {per_side:,} rows a side ({split})."
-    return f"The drift coefficient is estimated on every row ({split})."
+        return f"The drift coefficient is estimated on a sample of {per_side:,} rows a side: {split}."
+    return f"The drift coefficient is estimated on every row: {split}."
 
 
 def side_rows(feature: FeatureDrift) -> list[tuple[str, Any, Any]]:
