@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _bench_size(folder: Path, n: int, ev_python: Path, repeat: int = 1) -> dict[str, Any]:
-    print(f"{n:,} rows a side: writing data ...", flush=True)
+    print(f"{n:,} rows a side: writing data ... (load average {_load()})", flush=True)
     reference, current = write_data(folder, n)
     pairs = []
     for _ in range(repeat):
@@ -265,9 +265,15 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         )
         if not same:
             print(f"{'':>10} driftgate: {ours['flagged']}\n{'':>10} evidently: {theirs['flagged']}")
-    print(f"\nshifted by construction: {sorted(SHIFTED)}")
+    print(f"\nshifted by construction: {sorted(SHIFTED)}; load average at the end {_load()} "
+          f"on {os.cpu_count()} cores")
     print("speed-up is wall time; CPU speed-up compares process CPU time (steadier on a busy machine);")
     print("with --repeat, each is the median over the pairs of runs, and so are the times")
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (the machine may be shared: ratios count, not times)."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def _fmt(value: float | None) -> str:

@@ -1,13 +1,15 @@
 """The drift report as one self-contained HTML page, and its JSON summary.
 
 The page (template ``drift_report.html``) works offline and opens fast: inline CSS, figures
-embedded as base64 PNG drawn directly by :mod:`helpers.reports.drift_images` (a few milliseconds
-each; :mod:`helpers.reports.drift_plots` draws the same panels with matplotlib for notebooks), and
+embedded as base64 PNG drawn directly by :mod:`helpers.reports.drift_images` and encoded with
+numpy and zlib (a few milliseconds each; :mod:`helpers.reports.drift_plots` draws the same panels
+with matplotlib for notebooks), and
 only aggregated data (bin and category counts, statistics), never
 a row of the input. From the top:
 the decision with its reason, the drift coefficient and the share of drifted features; the
 table of every feature (drifted first) with its test, statistic, threshold and decision; the
-contribution chart and the drift-over-time chart; then one section per feature with its plot,
+contribution chart with the rows the coefficient was estimated on ("a sample of N rows a side")
+and the drift-over-time chart; then one section per feature with its plot,
 every statistic and both sides' summaries. The full JSON summary is embedded at the end
 (``<script type="application/json" id="drift-data">``) and also written by :func:`write_json`.
 
@@ -56,7 +58,7 @@ def report_context(report: DriftReport, title: str) -> dict[str, Any]:
     return {"title": title, "report": report, "images": _data_uris(report, canvases), "cards": summary_cards(report),
             "widths": {name: round(canvas.width) for name, canvas in canvases.items()},
             "generated": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "test_labels": TEST_LABEL, "side_rows": side_rows}
+            "test_labels": TEST_LABEL, "side_rows": side_rows, "coefficient_basis": coefficient_basis(report)}
 
 
 def report_images(report: DriftReport) -> dict[str, str]:
@@ -88,6 +90,19 @@ def summary_cards(report: DriftReport) -> list[tuple[str, str]]:
         ("baseline rows", f"{report.baseline_rows:,}"),
         ("target rows", f"{report.target_rows:,}"),
     ]
+
+
+def coefficient_basis(report: DriftReport) -> str | None:
+    """Which rows the drift coefficient was estimated on (None when it was not computed)."""
+    per_side = report.coefficient_detail.get("sample_rows_per_side")
+    if report.coefficient is None or not per_side:
+        return None
+    detail = report.coefficient_detail
+    train, test = detail.get("train_rows", 0), detail.get("test_rows", 0)
+    split = f"{train:,} of the {train + test:,} rows fit the classifier, the other {test:,} score it"
+    if per_side < max(report.baseline_rows, report.target_rows):
+        return f"The drift coefficient is estimated on a sample of {per_side:,} rows a side: {split}."
+    return f"The drift coefficient is estimated on every row: {split}."
 
 
 def side_rows(feature: FeatureDrift) -> list[tuple[str, Any, Any]]:

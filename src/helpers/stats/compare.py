@@ -8,9 +8,10 @@ numeric features; distinct counts, categories new in the target and gone from it
 ones. Columns are typed by :mod:`helpers.stats.column_types`, tests chosen by
 :mod:`helpers.stats.selection`.
 
-Dataset level: the drift coefficient (:mod:`helpers.stats.coefficient`). The data set drifts
-when the share of drifted features reaches ``drift_share`` or the coefficient reaches
-``coefficient_threshold``.
+Dataset level: the drift coefficient (:mod:`helpers.stats.coefficient`), estimated on a seeded
+sample of ``coefficient_sample / 2`` rows a side and fitted in a background thread while the
+numeric features are sorted. The data set drifts when the share of drifted features reaches
+``drift_share`` or the coefficient reaches ``coefficient_threshold``.
 
 Data too big to hold goes through profiles (:mod:`helpers.stats.profiling`):
 :func:`compare_profiles` gives the same report from a baseline profile and a target profile
@@ -31,6 +32,7 @@ Example
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,10 +40,10 @@ import pandas as pd
 
 from helpers.core.config import DriftParams
 from helpers.core.errors import DataError
-from helpers.stats.coefficient import IMPORTANCE_ROWS, Coefficient, drift_coefficient
+from helpers.stats.coefficient import IMPORTANCE_REPEATS, IMPORTANCE_ROWS, Coefficient, drift_coefficient
 from helpers.stats.column_types import infer_column_types
 from helpers.stats.over_time import drift_over_time
-from helpers.stats.per_feature import Prepared, compare_feature, compare_profile_feature
+from helpers.stats.per_feature import Prepared, compare_profile_feature, finish_feature, start_feature
 from helpers.stats.profile import FrameProfile
 from helpers.stats.results import DriftReport, FeatureDrift, OverTime, json_safe
 from helpers.stats.selection import decide
@@ -101,8 +103,12 @@ def _compare(
     baseline = _checked_frame(baseline, "baseline")
     target = _checked_frame(target, "target")
     results, prepared, notes = _prepare(baseline, target, params, features, time_column)
+    # The classifier needs only the raw rows: it is fitted while the numeric features are sorted.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        fitting = background.submit(drift_coefficient, prepared, params)
+        _finish_features(results, prepared, params, len(baseline) + len(target))
+        coefficient = fitting.result()
     decide(results, params.correction)
-    coefficient = drift_coefficient(prepared, params)
     over_time = drift_over_time(prepared, results, target, time_column, params) if time_column else None
     return assemble(results, coefficient, over_time, notes, (len(baseline), len(target)), params)
 
@@ -114,11 +120,12 @@ def _prepare(
     features: list[str] | None,
     time_column: str | None,
 ) -> tuple[list[FeatureDrift], list[Prepared], list[str]]:
-    """Every feature compared (undecided), the prepared rows of those compared, and notes."""
+    """Every feature started (:func:`~helpers.stats.per_feature.start_feature`: numeric ones still
+    need :func:`_finish_features`), the prepared rows of those that can be compared, and notes."""
     names, notes = resolve_features(baseline, target, features, time_column)
     in_base = [n for n in names if n in baseline.columns and n in target.columns]
     types, type_notes = infer_column_types(baseline, params, in_base)
-    pairs = _compare_features(names, baseline, target, types, type_notes, params)
+    pairs = _start_features(names, baseline, target, types, type_notes, params)
     results = [result for result, _ in pairs]
     prepared = [prep for _, prep in pairs if prep is not None]
     if not prepared:
@@ -190,7 +197,7 @@ def _profile_features(
     return [c for c in baseline.columns if c in target.columns], notes
 
 
-def _compare_features(
+def _start_features(
     names: list[str],
     baseline: pd.DataFrame,
     target: pd.DataFrame,
@@ -198,16 +205,27 @@ def _compare_features(
     type_notes: dict[str, list[str]],
     params: DriftParams,
 ) -> list[tuple[FeatureDrift, Prepared | None]]:
-    """Compare every feature; big tables use a few threads (numpy's sorts release the GIL)."""
+    """Start every feature (:func:`~helpers.stats.per_feature.start_feature`), in threads for big tables."""
 
     def one(name: str) -> tuple[FeatureDrift, Prepared | None]:
-        return compare_feature(name, baseline, target, types.get(name), type_notes.get(name, []), params)
+        return start_feature(name, baseline, target, types.get(name), type_notes.get(name, []), params)
 
-    workers = min(MAX_THREADS, os.cpu_count() or 1, len(names))
-    if workers <= 1 or len(baseline) + len(target) < PARALLEL_MIN_ROWS:
-        return [one(name) for name in names]
+    return _map(one, names, len(baseline) + len(target))
+
+
+def _finish_features(results: list[FeatureDrift], prepared: list[Prepared], params: DriftParams, rows: int) -> None:
+    """Finish every started feature (the numeric statistics); big tables use a few threads
+    (numpy's sorts release the GIL)."""
+    by_name = {r.feature: r for r in results}
+    _map(lambda prep: finish_feature(by_name[prep.name], prep, params), prepared, rows)
+
+
+def _map(function: Callable[[Any], Any], items: list[Any], rows: int) -> list[Any]:
+    workers = min(MAX_THREADS, os.cpu_count() or 1, len(items))
+    if workers <= 1 or rows < PARALLEL_MIN_ROWS:
+        return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, names))
+        return list(pool.map(function, items))
 
 
 def _checked_frame(df: pd.DataFrame, side: str) -> pd.DataFrame:
@@ -291,8 +309,9 @@ def assemble(
         coefficient_detail={
             "mcc": coefficient.mcc,
             "model": "HistGradientBoostingClassifier",
-            "importance": f"permutation (drop in ROC AUC on up to {IMPORTANCE_ROWS} held-out rows, 3 repeats), "
-            "negatives as 0, normalised to sum 1",
+            "importance": f"permutation (drop in ROC AUC on up to {IMPORTANCE_ROWS} held-out rows, "
+            f"{IMPORTANCE_REPEATS} repeats), negatives as 0, normalised to sum 1",
+            "sample_rows_per_side": coefficient.rows_per_side,
             "train_rows": coefficient.train_rows,
             "test_rows": coefficient.test_rows,
             "notes": coefficient.notes,

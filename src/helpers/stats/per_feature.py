@@ -1,6 +1,8 @@
 """Comparing one feature: its statistics, per-side summaries, plot histogram and notes.
 
-:func:`compare_feature` compares a feature from the rows of both sides (exact statistics),
+:func:`compare_feature` compares a feature from the rows of both sides (exact statistics; in two
+steps, :func:`start_feature` and :func:`finish_feature`, so the drift coefficient can be fitted
+while the numeric features are sorted),
 :func:`compare_profile_feature` from two profiles (KS and Wasserstein from the fine histograms,
 no energy distance). Both fill a :class:`~helpers.stats.results.FeatureDrift` and choose its
 test (:func:`helpers.stats.selection.choose_test`); the decision comes later, once p-values are
@@ -31,6 +33,7 @@ from helpers.stats.statistics import (
 )
 
 PLOT_CATEGORIES = 20  # categories drawn in a bar chart; the rest are summed as "(other)"
+FiniteSide = tuple[np.ndarray, int, int]  # finite values, number missing, number infinite
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Prepared:
     numeric_base: NumericBase | None = None
     categorical_base: CategoricalProfile | None = None
     labels: list[str] = field(default_factory=list)
+    finite: tuple[FiniteSide, FiniteSide] | None = None  # numeric, between start and finish
 
 
 # --------------------------------------------------------------------------- from rows
@@ -58,6 +62,23 @@ def compare_feature(
     params: DriftParams,
 ) -> tuple[FeatureDrift, Prepared | None]:
     """Compare one feature from the rows of both sides; the prepared rows when it was compared."""
+    result, prep = start_feature(name, baseline, target, ctype, type_notes, params)
+    if prep is not None:
+        finish_feature(result, prep, params)
+    return result, prep
+
+
+def start_feature(
+    name: str,
+    baseline: pd.DataFrame,
+    target: pd.DataFrame,
+    ctype: str | None,
+    type_notes: list[str],
+    params: DriftParams,
+) -> tuple[FeatureDrift, Prepared | None]:
+    """The quick part of :func:`compare_feature`: whether the feature can be compared (the
+    prepared rows when it can) and, for a categorical feature, every statistic. A numeric
+    feature keeps its finite values in ``prep.finite`` for :func:`finish_feature` (the sorts)."""
     for side, df in (("baseline", baseline), ("target", target)):
         if name not in df.columns:
             note = f"column missing in the {side}; not compared"
@@ -69,12 +90,22 @@ def compare_feature(
             result.notes.append(f"{ctype} column: excluded")
         return result, None
     prep = Prepared(name, ctype, baseline[name], target[name])
-    ok = _compare_numeric(prep, result, params) if ctype == "numeric" else _compare_categorical(prep, result)
+    ok = _start_numeric(prep, result) if ctype == "numeric" else _compare_categorical(prep, result)
     if not ok:
         return result, None
+    if ctype == "categorical":
+        result.compared = True
+        choose_test(result, params)
+    return result, prep
+
+
+def finish_feature(result: FeatureDrift, prep: Prepared, params: DriftParams) -> None:
+    """The rest of :func:`compare_feature` after :func:`start_feature` (numeric statistics)."""
+    if prep.finite is None:
+        return
+    _compare_numeric(prep, result, params)
     result.compared = True
     choose_test(result, params)
-    return result, prep
 
 
 def _side_kind(series: pd.Series) -> str:
@@ -106,9 +137,10 @@ def _numeric_values(series: pd.Series, side: str, other_kind: str) -> tuple[np.n
     return values, note
 
 
-def _compare_numeric(prep: Prepared, result: FeatureDrift, params: DriftParams) -> bool:
+def _start_numeric(prep: Prepared, result: FeatureDrift) -> bool:
+    """Both sides as finite floats in ``prep.finite``; False (with notes) when they cannot be."""
     kinds = {"baseline": _side_kind(prep.base_series), "target": _side_kind(prep.target_series)}
-    arrays: dict[str, tuple[np.ndarray, int, int]] = {}
+    arrays: dict[str, FiniteSide] = {}
     for side, series in (("baseline", prep.base_series), ("target", prep.target_series)):
         other = kinds["target" if side == "baseline" else "baseline"]
         values, note = _numeric_values(series, side, other)
@@ -118,9 +150,17 @@ def _compare_numeric(prep: Prepared, result: FeatureDrift, params: DriftParams) 
             result.type = "mismatch"
             return False
         arrays[side] = split_finite(values)
-    (fb, miss_b, inf_b), (ft, miss_t, inf_t) = arrays["baseline"], arrays["target"]
+    (fb, _, inf_b), (ft, _, inf_t) = arrays["baseline"], arrays["target"]
     if not _has_values(result, fb.size, ft.size, inf_b, inf_t):
         return False
+    prep.finite = (arrays["baseline"], arrays["target"])
+    return True
+
+
+def _compare_numeric(prep: Prepared, result: FeatureDrift, params: DriftParams) -> None:
+    assert prep.finite is not None
+    (fb, miss_b, inf_b), (ft, miss_t, inf_t) = prep.finite
+    prep.finite = None  # the sorted copies below replace them
     a, b = np.sort(fb), np.sort(ft)
     edges = baseline_edges(a, params.bins)
     base = NumericBase(a, profile_numeric(a, miss_b, inf_b, edges, fine_bins=0, is_sorted=True))
@@ -136,7 +176,6 @@ def _compare_numeric(prep: Prepared, result: FeatureDrift, params: DriftParams) 
         "target": out["profile"].hist.tolist(),
     }
     _numeric_notes(result, base.profile, out["profile"], inf_b, inf_t)
-    return True
 
 
 def _compare_categorical(prep: Prepared, result: FeatureDrift) -> bool:
