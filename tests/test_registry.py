@@ -53,6 +53,16 @@ def test_log_model_registers_a_challenger_with_complete_lineage(tmp_path: Path, 
     assert [c.name for c in signature.inputs.inputs] == trained.params.data.features
 
 
+def test_an_alias_loads_the_version_it_names_now_once(tmp_path: Path, template: Path) -> None:
+    trained = train_version(Store(None, template).params(tmp_path, "aliased"), STALE)
+    client = registry.connect(trained.params)
+    assert client.get_model_version("aliased", trained.version).tags["driftgate.run_id"].startswith("test-")
+    pinned = registry.load(trained.ref.uri)
+    assert registry.load("models:/aliased@challenger") is pinned  # resolved, then the loaded version
+    with pytest.raises(RegistryError, match="models:/aliased@champion: cannot load this model"):
+        registry.load("models:/aliased@champion")  # no such alias: the same error as before
+
+
 def test_log_model_refuses_missing_lineage(tmp_path: Path, template: Path) -> None:
     params = load_params(Store(None, template).params(tmp_path, "m"))
     with pytest.raises(RegistryError, match="missing driftgate.git_commit, driftgate.data_sha256"):

@@ -1,9 +1,11 @@
 """Kernels started ahead of their step, and work done beside the critical path.
 
 While step N runs, the kernel of step N+1 is already starting and importing what its notebook
-imports (a silent request that does not count as a cell), so papermill finds it ready. A kernel
-is shut down, and an executed notebook converted to HTML, in a background thread while the next
-step runs; :meth:`Background.wait` joins them all before the manifest is final.
+imports (a silent request that does not count as a cell), so papermill finds it ready. An
+executed notebook is converted to HTML in a background thread while the next step runs
+(:meth:`Background.wait` joins those jobs before the manifest is final), and a finished kernel is
+shut down in a thread of its own (a graceful shutdown waits seconds for the kernel to exit: it
+must delay neither a page nor the end of the run; the process still waits for it before exiting).
 
 Example
 -------
@@ -25,9 +27,18 @@ from jupyter_client import KernelManager
 
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL",  # no kernel start-up chatter
                     "--HistoryManager.hist_file=:memory:"]  # as papermill starts its kernels
-# what the step's helpers import inside functions (MLflow and the model format): seconds each
+# What the step's helpers load inside functions, seconds each: MLflow and the model format; for
+# deploy (warmed during the long train step) also MLflow's SQL store (the first MlflowClient call
+# imports SQLAlchemy and Alembic) and its map of installed distributions, built (reading every
+# package's metadata) the first time a model is loaded as a pyfunc. The train kernel warms during
+# the shorter drift step and is often still importing when it ends: more there only moves seconds
+# from the register cell to the kernel start (measured slower on a busy machine).
+_DEPLOY_STORE = ["import mlflow.store.tracking.sqlalchemy_store", "import mlflow.store.model_registry.sqlalchemy_store",
+                 "import mlflow.utils.requirements_utils",
+                 "mlflow.utils.requirements_utils.warn_dependency_requirement_mismatches(['numpy'])"]
 WARM_EXTRA = {"train": ["import mlflow", "import mlflow.sklearn", "import mlflow.models", "import skops.io"],
-              "deploy": ["import mlflow", "import mlflow.sklearn", "import mlflow.pyfunc", "import skops.io"]}
+              "deploy": ["import mlflow", "import mlflow.sklearn", "import mlflow.pyfunc", "import skops.io",
+                         *_DEPLOY_STORE]}
 
 
 def notebook_imports(notebook: Path) -> list[str]:
@@ -84,7 +95,7 @@ class WarmKernel:
             self._client = None
         manager = self.release()
         if manager is not None:
-            shutdown(manager) if background is None else background.submit(shutdown, manager)
+            shutdown(manager) if background is None else background.stop_kernel(manager)
 
 
 def _indent(code: str) -> str:
@@ -101,10 +112,12 @@ def shutdown(manager: Any) -> None:
 
 
 class Background:
-    """One worker thread for what need not block the next step (HTML, kernel shutdown)."""
+    """Work that need not block the next step: one thread for jobs (HTML pages), one for kernel
+    shutdowns (mostly waiting for a kernel process to exit)."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftgate-background")
+        self._kernels = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftgate-kernel-shutdown")
         self._futures: list[Future[Any]] = []
 
     def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
@@ -113,14 +126,21 @@ class Background:
         self._futures.append(future)
         return future
 
+    def stop_kernel(self, manager: Any) -> Future[Any]:
+        """Shut the kernel of ``manager`` down gracefully (:func:`shutdown`) in the shutdown thread."""
+        return self._kernels.submit(shutdown, manager)
+
     def wait(self) -> None:
-        """Wait for every submitted job (their errors are their futures' to report)."""
+        """Wait for every submitted job (their errors are their futures' to report); kernel
+        shutdowns go on."""
         for future in self._futures:
             with contextlib.suppress(Exception):
                 future.result()
         self._futures.clear()
 
-    def close(self) -> None:
-        """Wait, then stop the worker thread."""
+    def close(self, wait_kernels: bool = False) -> None:
+        """Wait for the jobs, then stop the worker threads. Kernels still shutting down finish in
+        their thread, which the interpreter joins before it exits (``wait_kernels``: wait now)."""
         self.wait()
         self._pool.shutdown(wait=True)
+        self._kernels.shutdown(wait=wait_kernels)

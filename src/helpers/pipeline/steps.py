@@ -14,7 +14,7 @@ from typing import Any
 from helpers.core.catalogue import STEP_NOTEBOOK, STEP_SUMMARY
 from helpers.core.config import Params
 from helpers.core.times import utc_now_iso
-from helpers.pipeline.kernels import KERNEL_ARGUMENTS, Background, WarmKernel, shutdown
+from helpers.pipeline.kernels import KERNEL_ARGUMENTS, Background, WarmKernel
 from helpers.pipeline.timings import step_timings
 from helpers.reports.pages import notebook_to_html
 
@@ -61,7 +61,7 @@ def execute_step(
         if kernel is not None:
             kernel.close()
         if manager is not None:  # papermill shuts down only the kernels it started
-            background.submit(shutdown, manager)
+            background.stop_kernel(manager)
     record.update({"end": utc_now_iso(), "duration_s": round(time.time() - t0, 3)})
     summary = run_dir / STEP_SUMMARY[step]
     record["summary"] = summary.name if summary.is_file() else None

@@ -44,6 +44,7 @@ REQUIRED_LINEAGE = (names.LINEAGE_RUN_ID, names.LINEAGE_GIT_COMMIT, names.LINEAG
                     names.LINEAGE_PARAMS_HASH, names.LINEAGE_REPORTS)
 LOCK_SUFFIX = ".release-lock"  # the lock is a registered model named <model><LOCK_SUFFIX>
 CLASSIFIER_CODE = Path(__file__).with_name("pyfunc_classifier.py")  # logged as the classifier's code
+ARTIFACT_NAME = "model"  # the logged model's name in its run
 
 
 @dataclass
@@ -258,17 +259,18 @@ def log_model(
     if missing:
         raise RegistryError(f"cannot register a model without lineage: missing {', '.join(missing)}")
     example = sample[params.data.features].head(5)
+    name, run_id = params.mlflow.model_name, mlflow.active_run().info.run_id
+    tags = {key: str(value) for key, value in {**lineage, names.LINEAGE_MLFLOW_RUN_ID: run_id}.items()}
     with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if params.data.task == "classification":
-            info = _log_classifier(model, example, params)
+            _log_classifier(model, example, params)
         else:
-            info = _log_regressor(model, example, params)
-    client = MlflowClient()
-    name, version = params.mlflow.model_name, str(info.registered_model_version)
-    run_id = mlflow.active_run().info.run_id
-    tag_version(client, name, version, {**lineage, names.LINEAGE_MLFLOW_RUN_ID: run_id})
-    client.set_registered_model_alias(name, CHALLENGER, version)
+            _log_regressor(model, example, params)
+        # registered as log_model(registered_model_name=...) would, its lineage tags in the same call
+        registered = mlflow.register_model(f"runs:/{run_id}/{ARTIFACT_NAME}", name, tags=tags)
+    version = str(registered.version)
+    MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
     return ModelRef(name=name, version=version, run_id=run_id, uri=f"models:/{name}/{version}")
 
 
@@ -278,10 +280,9 @@ def _log_regressor(model: Any, example: pd.DataFrame, params: Params) -> Any:
 
     return mlflow.sklearn.log_model(
         model,
-        name="model",
+        name=ARTIFACT_NAME,
         signature=infer_signature(example, model.predict(example)),
         input_example=example,
-        registered_model_name=params.mlflow.model_name,
         **model_files(model, example, params),
     )
 
@@ -310,14 +311,13 @@ def _log_classifier(model: Any, example: pd.DataFrame, params: Params) -> Any:
             path.write_bytes(cloudpickle.dumps(model))
             config = {"format": "cloudpickle"}
         return mlflow.pyfunc.log_model(
-            name="model",
+            name=ARTIFACT_NAME,
             python_model=str(CLASSIFIER_CODE),
             artifacts={ESTIMATOR_ARTIFACT: str(path)},
             model_config=config,
             code_paths=files.get("code_paths"),
             signature=classifier_signature(model, example),
             input_example=example,
-            registered_model_name=params.mlflow.model_name,
             metadata={"task": "classification", "classes": model_classes(model)},
             pip_requirements=[f"mlflow=={mlflow.__version__}", *files["pip_requirements"]],
         )
@@ -392,6 +392,7 @@ def alias_versions(client: Any, name: str) -> dict[str, str | None]:
 
 
 _PINNED = re.compile(r"models:/[^/@]+/\d+")
+_ALIASED = re.compile(r"models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)")
 _LOADED: OrderedDict[tuple[str, str], Any] = OrderedDict()  # the last few versions loaded by number
 _KEEP_LOADED = 4
 
@@ -402,9 +403,13 @@ def load(uri: str) -> Any:
     pyfunc of a classifier.
 
     A version named by number cannot change, so the last few loaded are kept (per registry):
-    scoring one version twice in a step loads it once. An alias is resolved at every call."""
+    scoring one version twice in a step loads it once. An alias is resolved at every call, to the
+    version it names now (loaded as that version is)."""
     import mlflow
 
+    pinned = _pinned(uri)
+    if pinned is not None:
+        return load(pinned)
     key = (mlflow.get_registry_uri(), uri)
     if key in _LOADED:
         _LOADED.move_to_end(key)
@@ -415,6 +420,21 @@ def load(uri: str) -> Any:
         while len(_LOADED) > _KEEP_LOADED:
             _LOADED.popitem(last=False)
     return model
+
+
+def _pinned(uri: str) -> str | None:
+    """``models:/name/<version>`` for an alias URI ``models:/name@alias`` (None for any other URI,
+    or when the registry does not answer: loading the URI itself then says why)."""
+    from mlflow.tracking import MlflowClient
+
+    match = _ALIASED.fullmatch(uri)
+    if match is None:
+        return None
+    try:
+        version = MlflowClient().get_model_version_by_alias(match["name"], match["alias"]).version
+    except Exception:  # no such model or alias: _load reports it as before
+        return None
+    return f"models:/{match['name']}/{version}"
 
 
 def _load(uri: str) -> Any:
@@ -429,7 +449,10 @@ def _load(uri: str) -> Any:
             local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
             if "sklearn" in Model.load(local).flavors:
                 return mlflow.sklearn.load_model(local)
-            estimator = getattr(mlflow.pyfunc.load_model(local).unwrap_python_model(), "estimator", None)
+            # suppress_warnings: no comparison of the model's requirements with this environment
+            # (its warnings are discarded here anyway; it reads every installed package's metadata)
+            pyfunc = mlflow.pyfunc.load_model(local, suppress_warnings=True)
+            estimator = getattr(pyfunc.unwrap_python_model(), "estimator", None)
     except Exception as exc:
         raise RegistryError(f"{uri}: cannot load this model ({short_error(exc)})") from None
     if estimator is None:
