@@ -179,6 +179,30 @@ def test_a_full_shadow_queue_drops_requests_without_blocking(registered: Registe
     np.testing.assert_allclose(captured.sort_values("request_id")["prediction"], registered.expected["2"][:2])
 
 
+def test_the_shadow_process_leaves_sigterm_to_the_service(registered: RegisteredModels, tmp_path: Path) -> None:
+    """``docker stop`` or ``kill -- -PGID`` signals the whole group: the shadow must still score
+    what the service hands over before it stops gracefully."""
+    import os
+    import signal
+
+    svc = _service(registered, tmp_path / "captures", shadow="2")
+    with svc, ServeClient(svc.url) as client:
+        assert svc.shadow is not None and svc.shadow.pid is not None
+        time.sleep(0.5)  # the spawned process installs its handlers before it imports the scorer
+        deadline = time.monotonic() + 120
+        client.predict(registered.rows.head(2))
+        while svc.health()["shadow"]["scored"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(svc.shadow.pid, signal.SIGTERM)
+        for _, frame in _slices(registered, 6):
+            client.predict(frame)
+    health = svc.health()
+    assert health["shadow"]["scored"] == 7 and health["shadow"]["dropped"] == 0
+    assert health["shadow"]["last_error"] is None
+    captured = read_captures(tmp_path / "captures", registered.name, roles=None)
+    assert (captured["role"] == "shadow").sum() == 2 + 6 * 5
+
+
 def test_a_dead_shadow_process_is_reported_and_never_fails_the_answers(
     registered: RegisteredModels, tmp_path: Path
 ) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -138,6 +139,7 @@ def _by_version(items: list[ShadowItem]) -> list[tuple[str | None, list[ShadowIt
 
 def run_shadow_worker(inbox: Connection, outbox: Connection, config: WorkerConfig) -> None:
     """The shadow process's main loop: score what arrives until ``stop`` (or the parent is gone)."""
+    _leave_signals_to_the_service()
     _lower_priority()
     one_openmp_thread()
     capture = _capture_writer(config)
@@ -179,6 +181,15 @@ def _capture_writer(config: WorkerConfig) -> CaptureWriter | None:
         max_pending_rows=config.max_pending_rows,
     )
     return writer.start(recover=False)  # the service recovers its own log; never touch it from here
+
+
+def _leave_signals_to_the_service() -> None:
+    """Ignore SIGTERM and SIGINT, which reach the whole process group (``docker stop``, Ctrl-C,
+    ``kill -- -PGID``): the service stops gracefully and says ``stop`` once it has handed over
+    the last answered request; a service that dies closes the pipe, which ends this process too."""
+    for name in ("SIGTERM", "SIGINT"):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _lower_priority() -> None:
