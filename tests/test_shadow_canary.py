@@ -188,11 +188,10 @@ def test_the_shadow_process_leaves_sigterm_to_the_service(registered: Registered
     svc = _service(registered, tmp_path / "captures", shadow="2")
     with svc, ServeClient(svc.url) as client:
         assert svc.shadow is not None and svc.shadow.pid is not None
-        time.sleep(0.5)  # the spawned process installs its handlers before it imports the scorer
         deadline = time.monotonic() + 120
         client.predict(registered.rows.head(2))
         while svc.health()["shadow"]["scored"] < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
+            time.sleep(0.05)  # once it has scored, the process runs its main loop, signals set
         os.kill(svc.shadow.pid, signal.SIGTERM)
         for _, frame in _slices(registered, 6):
             client.predict(frame)
