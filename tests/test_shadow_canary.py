@@ -202,6 +202,38 @@ def test_the_shadow_process_leaves_sigterm_to_the_service(registered: Registered
     assert (captured["role"] == "shadow").sum() == 2 + 6 * 5
 
 
+def test_a_program_that_exits_without_stopping_its_shadow_ends_it(registered: RegisteredModels) -> None:
+    import os
+    import subprocess
+    import sys
+
+    script = (  # start a shadow, wait until its process has handled a request (signals set), exit
+        "import time\n"
+        "from helpers.serving.models import FollowedModel\n"
+        "from helpers.serving.scorer import ScoreJob\n"
+        "from helpers.serving.shadow import Shadow\n"
+        f"shadow = Shadow(FollowedModel({registered.uri('2')!r}, {registered.tracking_uri!r})).start()\n"
+        "shadow.offer([ScoreJob(None, b'{}', 'application/json', 'r1', time.time(), time.perf_counter())])\n"
+        "deadline = time.monotonic() + 120\n"
+        "while shadow.stats()['errors'] < 1 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "print(shadow.pid, shadow.stats()['errors'], flush=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    pid, handled = map(int, done.stdout.split())
+    assert handled == 1  # the process ran its main loop (a body of "{}" is an input error)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the shadow process {pid} outlived its program")
+
+
 def test_a_dead_shadow_process_is_reported_and_never_fails_the_answers(
     registered: RegisteredModels, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ prediction, so a hard kill may lose the last ``flush_interval`` seconds of them.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import threading
@@ -108,6 +109,7 @@ class Shadow:
         self._process.start()
         inbox.close()
         outbox.close()
+        atexit.register(self._stop_at_exit)  # runs before multiprocessing's own exit handler
         links = (("shadow-sender", self._send_loop, to_process), ("shadow-receiver", self._receive_loop, from_process))
         for name, target, conn in links:
             thread = threading.Thread(target=target, args=(conn,), name=name, daemon=True)
@@ -116,7 +118,8 @@ class Shadow:
         return self
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Hand over what waits, let the process score it and write its captures, then stop."""
+        """Hand over what waits, let the process score it and write its captures, then stop
+        (after ``timeout`` seconds the process is killed: it ignores SIGTERM)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -124,11 +127,17 @@ class Shadow:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         if self._process is not None:
+            atexit.unregister(self._stop_at_exit)
             self._process.join(max(0.0, deadline - time.monotonic()))
             if self._process.is_alive():
-                logger.warning("the shadow process did not stop within %.0f s; terminating it", timeout)
-                self._process.terminate()
+                logger.warning("the shadow process did not stop within %.0f s; killing it", timeout)
+                self._process.kill()
                 self._process.join(5)
+
+    def _stop_at_exit(self) -> None:
+        """A service that exits without :meth:`stop` still ends its shadow process (which waits
+        for its pipe, and which multiprocessing's exit handler would wait for in vain)."""
+        self.stop(timeout=10.0)
 
     # ------------------------------------------------------------------ requests
     def offer(self, jobs: list[ScoreJob]) -> None:
