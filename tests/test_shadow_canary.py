@@ -351,12 +351,13 @@ def test_shadow_scores_only_what_the_champion_answered_beside_a_canary(
 
 def test_params_configure_shadow_and_canary(registered: RegisteredModels, tmp_path: Path) -> None:
     path = write_serve_params(
-        tmp_path, registered, shadow="2", canary={"alias": "2", "share": 0.25, "sticky_header": "X-User"}
+        tmp_path, registered, shadow="2", shadow_queue=7,
+        canary={"alias": "2", "share": 0.25, "sticky_header": "X-User"},
     )
     svc = service_from_params(load_params(path), capture=False)
     with svc:
         health = svc.health()
-    assert health["shadow"]["version"] == "2"
+    assert (health["shadow"]["version"], health["shadow"]["max_queued"]) == ("2", 7)
     assert (health["canary"]["version"], health["canary"]["share"], health["canary"]["sticky_header"]) == (
         "2",
         0.25,

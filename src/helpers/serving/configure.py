@@ -79,6 +79,7 @@ def service_from_params(
         max_batch_delay=serve.max_batch_delay,
         output=serve.output,
         shadow=serve.shadow,
+        shadow_queue=serve.shadow_queue,
         canary=serve.canary.alias if serve.canary else None,
         canary_share=serve.canary.share if serve.canary else 0.1,
         sticky_header=serve.canary.sticky_header if serve.canary else "X-Session-Id",

@@ -353,6 +353,7 @@ class ServeParams:
     # sync: a prediction is answered only once its capture is fsynced to a write-ahead log
     capture_mode: Literal["async", "sync"] = "async"
     shadow: str | None = None  # an alias or version scored beside the champion, off the response path
+    shadow_queue: AtLeastOne = 10_000  # answered requests waiting for the shadow at most; more are dropped
     canary: CanaryParams | None = None  # answer a share of requests with another version
     max_batch_rows: Count = 1000  # concurrent requests are scored in one model call up to this; 0 = off
     max_batch_delay: Share = 0.002  # seconds a request may wait for others to share its model call (at most 1)
