@@ -145,6 +145,7 @@ class Shadow:
         blocks, never raises."""
         version = self.followed.model.version
         with self._cond:
+            was_empty = not self._waiting
             for job in jobs:
                 if job.error is not None or job.role != "champion":
                     continue
@@ -152,7 +153,7 @@ class Shadow:
                     self._counts["dropped"] += 1
                     continue
                 self._waiting.append(ShadowItem(job.request_id, job.body, job.content_type, job.timestamp, version))
-            if self._waiting:
+            if was_empty and self._waiting:  # wake the sender, which then lingers undisturbed
                 self._cond.notify_all()
 
     def _queued(self) -> int:
