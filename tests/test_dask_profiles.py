@@ -298,6 +298,38 @@ def _write_captures(root: Path, model: str, frame: pd.DataFrame) -> None:
         feedback.to_parquet(folder / f"feedback-{half}.parquet", index=False)
 
 
+def test_capture_profiles_keep_only_the_champions_rows(tmp_path: Path) -> None:
+    """A shadow's and a canary's rows (same inputs, other predictions) stay out of the profile on
+    every path, as :func:`read_captures` leaves them out; a file written before roles existed
+    holds the champion's rows."""
+    from helpers.modeling.captures import read_captures
+
+    rng = np.random.default_rng(7)
+    n = 300
+    frame = pd.DataFrame({"x": rng.normal(size=n), "prediction": rng.normal(100.0, 5.0, size=n)})
+    stamps = pd.Timestamp("2026-01-01 06:00", tz="UTC") + pd.to_timedelta(np.arange(n), unit="min")
+    frame = frame.assign(request_id=[f"r{i}" for i in range(n)], row=np.int32(0), timestamp=stamps, latency_ms=1.0,
+                         model_name="m", model_version="1")
+    folder = tmp_path / "captures" / "m" / "2026" / "01" / "01"
+    folder.mkdir(parents=True)
+    frame.iloc[:100].to_parquet(folder / "captures-old.parquet", index=False)  # no role column
+    recent = frame.iloc[100:].assign(role=np.where(np.arange(200) % 4 == 0, None, "champion"))  # null: champion
+    others = pd.concat([recent.assign(role="shadow", model_version="2", prediction=recent["prediction"] + 1000.0),
+                        recent.iloc[:50].assign(role="canary", model_version="3", prediction=-1000.0)])
+    pd.concat([recent, others]).to_parquet(folder / "captures-new.parquet", index=False)
+    types = {"x": "numeric", "prediction": "numeric"}
+    baseline = profile_frame(frame[["x", "prediction"]], types, bins=10)
+    start, end = pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2026-01-02", tz="UTC")
+
+    prof = profile_captures(tmp_path / "captures", "m", start, end, baseline, ["x", "prediction"], ComputeParams())
+    champion = read_captures(tmp_path / "captures", "m", start, end)
+    assert prof.rows == len(champion) == n  # every champion row, no shadow or canary row
+    exact = profile_frame(frame[["x", "prediction"]], types, baseline.edges)
+    for column in ("x", "prediction"):
+        assert prof.columns[column].hist.tolist() == exact.columns[column].hist.tolist()
+    assert prof.columns["prediction"].max == pytest.approx(frame["prediction"].max())
+
+
 @pytest.mark.slow
 def test_monitor_on_dask_gives_the_pandas_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from helpers.core.config import load_params

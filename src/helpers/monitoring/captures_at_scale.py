@@ -25,6 +25,8 @@ from helpers.stats.profile import FrameProfile
 if TYPE_CHECKING:
     from distributed import Client
 
+CHAMPION_ROLES = ("champion",)  # the rows monitoring judges: not those a shadow or a canary scored
+
 
 def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: Any) -> list[str]:
     """Capture files of ``model`` whose day folders can hold rows of ``[start, end)``, as absolute paths
@@ -35,7 +37,8 @@ def captured_files(capture_dir: str | Path, model: str | None, start: Any, end: 
 
 def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end: Any, baseline: FrameProfile,
                      columns: Sequence[str], compute: ComputeParams, *, client: Client | None = None) -> FrameProfile:
-    """Profile of the captured rows of ``[start, end)`` on the baseline's types and edges.
+    """Profile of the champion's captured rows of ``[start, end)`` on the baseline's types and
+    edges (rows a shadow or a canary scored are left out, as :func:`read_captures` does).
 
     ``columns`` that the baseline profiles are profiled, and ``model_version`` is counted (the
     versions seen). No rows travel: each capture file is read, cut to the window and profiled
@@ -45,7 +48,8 @@ def profile_captures(capture_dir: str | Path, model: str | None, start: Any, end
     files = captured_files(capture_dir, model, start, end)
     if not files:
         return FrameProfile(rows=0, columns={})
-    window = RowFilter("timestamp", as_utc(start, "start"), as_utc(end, "end"))
+    window = RowFilter("timestamp", as_utc(start, "start"), as_utc(end, "end"),  # the champion's rows only
+                       keep_column="role", keep_values=CHAMPION_ROLES)
     return profile_like(files, baseline, columns, compute, extra_categorical=("model_version",), row_filter=window,
                         client=client)
 

@@ -19,7 +19,7 @@ from helpers.core.config import ComputeParams
 from helpers.core.errors import DataError
 from helpers.stats.coefficient import sample_rows
 from helpers.stats.dask_cluster import Runner, runner
-from helpers.stats.partitions import Table, check_schema, open_table, read_part
+from helpers.stats.partitions import Table, check_schema, open_table, part_columns, read_part
 from helpers.stats.profile import CategoricalProfile, ColumnProfile, FrameProfile, NumericProfile
 from helpers.stats.profiling import category_counts, numeric_array, profile_numeric, split_finite
 
@@ -29,25 +29,39 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RowFilter:
-    """Keep the rows with ``start <= column < end`` (UTC times); either end may be open."""
+    """Keep the rows with ``start <= column < end`` (UTC times); either end may be open. With
+    ``keep_column``, also only the rows whose value there is one of ``keep_values``; a null, or
+    a partition without that column (written before it existed), counts as ``keep_values[0]``."""
 
     column: str
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
+    keep_column: str | None = None
+    keep_values: tuple[str, ...] = ()
 
     def mask(self, frame: pd.DataFrame) -> pd.Series:
-        """Which rows of ``frame`` lie inside the window."""
+        """Which rows of ``frame`` lie inside the window (and have a kept value)."""
         times = pd.to_datetime(frame[self.column], utc=True)
         keep = pd.Series(True, index=frame.index)
         if self.start is not None:
             keep &= times >= self.start
         if self.end is not None:
             keep &= times < self.end
+        if self.keep_column is not None and self.keep_column in frame:
+            values = frame[self.keep_column].fillna(self.keep_values[0])
+            keep &= values.isin(list(self.keep_values))
         return keep
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``frame`` inside the window, without the filter column."""
-        return frame.loc[self.mask(frame)].drop(columns=[self.column])
+        """The rows of ``frame`` the filter keeps, without the filter's columns."""
+        return frame.loc[self.mask(frame)].drop(columns=[c for c in (self.column, self.keep_column) if c in frame])
+
+    def read(self, part: Any, columns: Sequence[str]) -> pd.DataFrame:
+        """``columns`` of the rows of ``part`` the filter keeps."""
+        wanted = [*columns, self.column]
+        if self.keep_column is not None and self.keep_column in part_columns(part):
+            wanted.append(self.keep_column)
+        return self.apply(read_part(part, wanted))
 
 
 @dataclass(frozen=True)
@@ -65,7 +79,7 @@ def profile_part(part: Any, task: ProfileTask, take: np.ndarray | None) -> tuple
     """Profile one partition on fixed edges, and take its sampled rows (runs on a worker)."""
     columns = list(task.types)
     if task.row_filter is not None:
-        frame = task.row_filter.apply(read_part(part, [*columns, task.row_filter.column]))
+        frame = task.row_filter.read(part, columns)
     else:
         frame = read_part(part, columns)
     prof = profile_partition(frame, task.types, task.edges, task.fine_bins)

@@ -247,6 +247,16 @@ def _dask_table(ddf: Any, side: str) -> Table:
     )
 
 
+def part_columns(part: Any) -> list[str]:
+    """The column names of one partition (a Parquet file's from its footer)."""
+    if isinstance(part, FilePart):
+        try:
+            return list(pq.ParquetFile(part.path).schema_arrow.names)
+        except Exception as exc:
+            raise DataError(f"{part.path}: cannot be read as parquet ({describe_error(exc)})") from None
+    return [str(c) for c in part.columns]
+
+
 def read_part(part: Any, columns: Sequence[str] | None) -> pd.DataFrame:
     """The ``columns`` (None: all) of one partition as a pandas frame; a DataError names missing ones."""
     if isinstance(part, FilePart):
