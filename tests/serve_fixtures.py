@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,16 +95,33 @@ def _tracking(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = saved
 
 
+def log_sklearn_version(model: Any, example: pd.DataFrame, name: str, experiment_id: str | None = None) -> str:
+    """Log a fitted scikit-learn model as a new version of ``name`` in the current tracking store;
+    its version number."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from helpers.registry.store import trusted_types
+
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            registered_model_name=name,
+            skops_trusted_types=trusted_types(model),
+            pip_requirements=["mlflow", "scikit-learn", "pandas"],  # skips slow inference
+        )
+    return str(info.registered_model_version)
+
+
 def register_models(root: Path) -> RegisteredModels:
     """Train two versions, register them under :data:`MODEL_NAME`, make version 1 champion."""
     import warnings
 
-    import mlflow
-    import mlflow.sklearn
     from mlflow import MlflowClient
-    from mlflow.models import infer_signature
-
-    from helpers.registry.store import trusted_types
 
     frame = pd.read_csv(DATA)
     train, held = frame.iloc[:6000], frame.iloc[6000:6200]
@@ -116,18 +134,8 @@ def register_models(root: Path) -> RegisteredModels:
         for max_iter, rate in ((50, 0.1), (20, 0.3)):
             model = build_pipeline(max_iter, rate)
             model.fit(train[FEATURES], train[TARGET])
-            example = train[FEATURES].head(5)
-            with mlflow.start_run(experiment_id=experiment):
-                info = mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    signature=infer_signature(example, model.predict(example)),
-                    input_example=example,
-                    registered_model_name=MODEL_NAME,
-                    skops_trusted_types=trusted_types(model),
-                    pip_requirements=["mlflow", "scikit-learn", "pandas"],  # skips slow inference
-                )
-            expected[str(info.registered_model_version)] = model.predict(held[FEATURES])
+            version = log_sklearn_version(model, train[FEATURES].head(5), MODEL_NAME, experiment)
+            expected[version] = model.predict(held[FEATURES])
     client.set_registered_model_alias(MODEL_NAME, "champion", "1")
     return RegisteredModels(
         uri, root, MODEL_NAME, held[FEATURES].reset_index(drop=True), held[TARGET].to_numpy(), expected

@@ -29,7 +29,15 @@ from helpers.serving.protocol import encode_frame
 from helpers.serving.scorer import ScoreJob
 from helpers.serving.service import ScoringService
 from helpers.serving.shadow import Shadow
-from serve_fixtures import DATA, FEATURES, TARGET, RegisteredModels, _tracking, write_serve_params
+from serve_fixtures import (
+    DATA,
+    FEATURES,
+    TARGET,
+    RegisteredModels,
+    _tracking,
+    log_sklearn_version,
+    write_serve_params,
+)
 
 JSON = {"Content-Type": "application/json"}
 BROKEN_NAME = "bike-shadow-broken"
@@ -40,15 +48,10 @@ def broken_uri(registered: RegisteredModels) -> str:
     """A model (own name, same store) whose signature needs ``mnth``, which requests never carry."""
     import warnings
 
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
-
-    from helpers.registry.store import trusted_types
 
     frame = pd.read_csv(DATA).iloc[:2000]
     columns = [*FEATURES, "mnth"]
@@ -58,20 +61,10 @@ def broken_uri(registered: RegisteredModels) -> str:
     )
     model = Pipeline([("prep", prep), ("model", HistGradientBoostingRegressor(max_iter=5))])
     model.fit(frame[columns], frame[TARGET])
-    example = frame[columns].head(5)
     with _tracking(registered.tracking_uri), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with mlflow.start_run():
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(example, model.predict(example)),
-                input_example=example,
-                registered_model_name=BROKEN_NAME,
-                skops_trusted_types=trusted_types(model),
-                pip_requirements=["mlflow", "scikit-learn", "pandas"],
-            )
-    return f"models:/{BROKEN_NAME}/{info.registered_model_version}"
+        version = log_sklearn_version(model, frame[columns].head(5), BROKEN_NAME)
+    return f"models:/{BROKEN_NAME}/{version}"
 
 
 def _service(registered: RegisteredModels, folder: Path | None, **variants: object) -> ScoringService:
